@@ -1,0 +1,77 @@
+"""Stream log files to browsers and notebooks over Socket.IO and SSE."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from .deployments import LineCounts
+from .hub import StreamHub
+from .lines import DEFAULT_MAX_LINE_BYTES
+from .simulator import Simulator
+
+__version__ = "0.1.0"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Installed wheels carry the templates inside the package; a source checkout
+# keeps them in the top-level templates/ folder.
+TEMPLATE_DIR = next(p for p in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates")
+                    if p.is_dir())
+DEFAULT_DATA_DIR = "data/logs"
+# Clients send small control messages; anything bigger is refused.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass
+class LogstreamState:
+    """What one app instance shares between its routes and events."""
+
+    data_dir: Path
+    hub: StreamHub
+    simulator: Simulator
+    line_counts: LineCounts
+    shutdown_hooks: list = field(default_factory=list)
+
+
+def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
+               use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+               cors=None, test_config=None):
+    """Create and configure the logstream Flask app and its Socket.IO server."""
+    from . import events, sse, views
+
+    app = Flask(__name__, template_folder=str(TEMPLATE_DIR))
+    app.config.from_mapping(SECRET_KEY=os.urandom(16).hex())
+    if test_config:
+        app.config.update(test_config)
+
+    data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
+                    poll_interval=poll_interval, use_inotify=use_inotify)
+    app.extensions["logstream"] = LogstreamState(
+        data_dir=data_dir, hub=hub,
+        simulator=Simulator(data_dir, line_interval=line_interval),
+        line_counts=LineCounts())
+
+    socketio = SocketIO(
+        app, async_mode="threading",
+        # None keeps Socket.IO same-origin; an allowlist opens it to those only.
+        cors_allowed_origins=list(cors) if cors else None,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        logger=False, engineio_logger=False)
+    events.register_events(socketio, hub)
+    sse_outlet = sse.SSEOutlet()
+    hub.outlets.append(sse_outlet)
+    app.extensions["logstream.sse"] = sse_outlet
+    app.extensions["logstream"].shutdown_hooks.append(sse_outlet.close_all)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(sse.bp)
+    return app
+
+
+def start_server(*args, **kwargs):
+    """Start a server in a background thread; see logstream.server.start_server."""
+    from .server import start_server as start
+    return start(*args, **kwargs)

@@ -1,0 +1,41 @@
+"""The `logstream` command line."""
+
+import click
+
+from .lines import DEFAULT_MAX_LINE_BYTES
+
+
+@click.group()
+@click.version_option(package_name="logstream")
+def main():
+    """Stream log files to browsers and notebooks over WebSockets and SSE."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; the default serves this machine only.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--data-dir", default="data/logs", show_default=True,
+              type=click.Path(file_okay=False), envvar="LOGSTREAM_DATA_DIR",
+              help="Folder of <deployment>.log files.")
+@click.option("--cors", multiple=True, metavar="ORIGIN",
+              help="Allow a cross-origin page at ORIGIN (repeatable); same-origin only by default.")
+@click.option("--line-interval", default=0.5, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between lines written by simulated deployments.")
+@click.option("--max-line-bytes", default=DEFAULT_MAX_LINE_BYTES, show_default=True,
+              type=click.IntRange(min=64), help="Longer lines are cut, with a visible marker.")
+@click.option("--poll", is_flag=True, help="Poll files instead of using inotify.")
+def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll):
+    """Serve the log viewer and the streaming endpoints."""
+    from .server import serve_forever
+    from .vendor import is_present
+
+    if not is_present():
+        click.secho("warning: the browser's Socket.IO client is missing; "
+                    "run `make install` (or `python -m logstream.vendor`).", fg="yellow", err=True)
+    click.echo(f"logstream serving {data_dir} on http://{host}:{port}  (Ctrl+C to stop)")
+    try:
+        serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
+                      max_line_bytes=max_line_bytes, use_inotify=not poll)
+    except KeyboardInterrupt:
+        pass

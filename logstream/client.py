@@ -1,0 +1,218 @@
+"""Python client helpers: connect, follow deployments in order, ping the server."""
+
+import collections
+import threading
+import time
+
+import socketio
+
+
+class Subscription:
+    """The lines of one followed deployment, in order, each exactly once.
+
+    python-socketio runs every incoming event in its own thread, so events
+    can arrive out of order; lines are put back in order by their number
+    and duplicates (resends after a reconnect) are dropped.
+    """
+
+    def __init__(self, deployment_id, since=None, batch=True, maxlen=None, on_line=None):
+        self.deployment_id = deployment_id
+        self.batch = batch
+        self.on_line = on_line
+        self.last_line = since or 0   # the last line handed on, in order
+        self.started = None           # the streaming_started status, once known
+        self.statuses = []
+        self.errors = []
+        self._ready = False
+        self._pending = {}
+        self._lines = collections.deque(maxlen=maxlen)
+        self._cond = threading.Condition()
+
+    # -- fed by the client's event threads ----------------------------------
+
+    def _started(self, status):
+        with self._cond:
+            if status["first_line"] <= self.last_line:
+                # The file was truncated or replaced while we were away.
+                self._pending = {n: m for n, m in self._pending.items()
+                                 if n >= status["first_line"]}
+            self.last_line = status["first_line"] - 1
+            self.started = status
+            self._ready = True
+            self._drain()
+
+    def _receive(self, items):
+        with self._cond:
+            for item in items:
+                if item["line"] > self.last_line:
+                    self._pending[item["line"]] = item["message"]
+            if self._ready:
+                self._drain()
+
+    def _status(self, status):
+        with self._cond:
+            self.statuses.append(status)
+            if status["type"] in ("truncated", "rotated", "deleted", "lagging"):
+                # Numbering restarts (or jumps past skipped lines).
+                self.last_line = status["next_line"] - 1
+                self._pending = {n: m for n, m in self._pending.items() if n > self.last_line}
+                self._drain()
+            self._cond.notify_all()
+
+    def _drain(self):
+        while self.last_line + 1 in self._pending:
+            self.last_line += 1
+            message = self._pending.pop(self.last_line)
+            self._lines.append((self.last_line, message))
+            if self.on_line is not None:
+                self.on_line(self.last_line, message)
+        self._cond.notify_all()
+
+    # -- for the caller -----------------------------------------------------
+
+    def get(self, timeout=None):
+        """Return the next (line, message), waiting up to timeout seconds."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._lines, timeout):
+                raise TimeoutError(f"no line from {self.deployment_id} in {timeout} s")
+            return self._lines.popleft()
+
+    def wait_for_line(self, number, timeout=10):
+        """Wait until line `number` has been received; return True if it was."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.last_line >= number, timeout)
+
+    def take(self, count, timeout=10):
+        """Return the next count lines, waiting up to timeout seconds in all."""
+        deadline = time.monotonic() + timeout
+        return [self.get(max(0.0, deadline - time.monotonic())) for _ in range(count)]
+
+    def drain(self):
+        """Return every line received and not yet taken, without waiting."""
+        with self._cond:
+            lines = list(self._lines)
+            self._lines.clear()
+            return lines
+
+    def __iter__(self):
+        while True:
+            yield self.get()
+
+
+class LogClient:
+    """A python-socketio client for a logstream server.
+
+    Use it as a context manager. ``follow()`` joins a deployment's room;
+    after a dropped connection the client reconnects by itself and resumes
+    every subscription after its last line, so nothing is lost or repeated.
+    """
+
+    def __init__(self, url, *, transports=("websocket",), token=None, reconnection=True):
+        self.url = url
+        self.transports = list(transports)
+        self.token = token
+        self.sio = socketio.Client(reconnection=reconnection,
+                                   reconnection_delay=0.2, reconnection_delay_max=2)
+        self.subscriptions = {}
+        self.errors = []
+        self._register_handlers()
+
+    def _register_handlers(self):
+        sio = self.sio
+
+        @sio.on("connect")
+        def on_connect():
+            # Runs after every reconnect too: resume after the last line seen.
+            for sub in list(self.subscriptions.values()):
+                self._request(sub, sub.last_line or None, wait=False)
+
+        @sio.on("new_log")
+        def on_new_log(data):
+            sub = self.subscriptions.get(data["deployment_id"])
+            if sub is not None:
+                sub._receive([data])
+
+        @sio.on("log_batch")
+        def on_log_batch(data):
+            sub = self.subscriptions.get(data["deployment_id"])
+            if sub is not None:
+                sub._receive(data["lines"])
+
+        @sio.on("status")
+        def on_status(data):
+            sub = self.subscriptions.get(data.get("deployment_id"))
+            if sub is not None and data["type"] != "streaming_started":
+                sub._status(data)
+
+        @sio.on("stream_error")
+        def on_stream_error(data):
+            self.errors.append(data)
+
+    def connect(self, timeout=10):
+        """Open the connection."""
+        self.sio.connect(self.url, transports=self.transports,
+                         auth={"token": self.token} if self.token else None,
+                         wait_timeout=timeout)
+        return self
+
+    def close(self):
+        """Close the connection and stop reconnecting."""
+        self.sio.disconnect()
+
+    def __enter__(self):
+        return self.connect() if not self.sio.connected else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def connected(self):
+        """Return True while the connection is up."""
+        return self.sio.connected
+
+    def follow(self, deployment_id, since=None, batch=True, maxlen=None, on_line=None,
+               timeout=10):
+        """Join a deployment's room and return its Subscription."""
+        sub = Subscription(deployment_id, since=since, batch=batch, maxlen=maxlen,
+                           on_line=on_line)
+        self.subscriptions[deployment_id] = sub
+        self._request(sub, since, wait=True, timeout=timeout)
+        return sub
+
+    def unfollow(self, deployment_id, timeout=10):
+        """Leave a deployment's room."""
+        self.subscriptions.pop(deployment_id, None)
+        return self.sio.call("stop_streaming", {"deployment_id": deployment_id},
+                             timeout=timeout)
+
+    def _request(self, sub, since, wait, timeout=10):
+        request = {"deployment_id": sub.deployment_id, "batch": sub.batch}
+        if since is not None:
+            request["since"] = since
+
+        def answered(reply):
+            if reply and reply.get("type") == "streaming_started":
+                sub._started(reply)
+            elif reply:
+                sub.errors.append(reply)
+
+        if wait:
+            reply = self.sio.call("start_streaming", request, timeout=timeout)
+            answered(reply)
+            if reply and "error" in reply:
+                self.subscriptions.pop(sub.deployment_id, None)
+                raise ValueError(reply["message"])
+        else:
+            self.sio.emit("start_streaming", request, callback=answered)
+
+    def ping(self, payload=None, timeout=5):
+        """Ping the server and return the round-trip time in milliseconds."""
+        started = time.perf_counter()
+        self.sio.call("ping", payload, timeout=timeout)
+        return (time.perf_counter() - started) * 1000
+
+
+def follow(url, deployment_id, since=None, **options):
+    """Connect to url and follow one deployment; return (client, subscription)."""
+    client = LogClient(url, **options).connect()
+    return client, client.follow(deployment_id, since=since)

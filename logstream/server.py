@@ -1,0 +1,145 @@
+"""Run the app on a real HTTP server, in the foreground or in a background thread."""
+
+import collections
+import logging
+import threading
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import create_app
+
+# Loggers whose output must stay out of notebook cells in quiet mode.
+SERVER_LOGGERS = ("werkzeug", "logstream", "engineio.server", "socketio.server")
+
+
+class MemoryLog(logging.Handler):
+    """Keep the server's most recent log lines in memory instead of printing them."""
+
+    def __init__(self, capacity=1000):
+        super().__init__()
+        self.records = collections.deque(maxlen=capacity)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record):
+        self.records.append(self.format(record))
+
+
+class RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler, closing the connection after a WebSocket ends."""
+
+    def run_wsgi(self):
+        super().run_wsgi()
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            # Otherwise Werkzeug reads the finished WebSocket's last frames
+            # as a new HTTP request and logs a "Bad request syntax" error.
+            self.close_connection = True
+
+
+class QuietRequestHandler(RequestHandler):
+    """A request handler that logs through `logging` only, never to stderr."""
+
+    def log(self, type, message, *args):
+        logging.getLogger("werkzeug").log(
+            logging.ERROR if type == "error" else logging.DEBUG,
+            "%s - %s", self.address_string(), message % args)
+
+
+class ServerHandle:
+    """A running logstream server: its url, app and log; stop() ends it."""
+
+    def __init__(self, app, httpd, thread, memory_log=None):
+        self.app = app
+        self.socketio = app.extensions["socketio"]
+        self.httpd = httpd
+        self.host, self.port = httpd.server_address[:2]
+        self.url = f"http://{self.host}:{self.port}"
+        self.data_dir = app.extensions["logstream"].data_dir
+        self._thread = thread
+        self._memory_log = memory_log
+        self._stopped = False
+
+    def logs(self):
+        """Return the server's recent log lines (quiet mode keeps them here)."""
+        return list(self._memory_log.records) if self._memory_log else []
+
+    def new_deployment(self):
+        """Start a simulated deployment and return its id."""
+        return self.app.extensions["logstream"].simulator.start()
+
+    def stop(self):
+        """Stop serving, close every connection and free the port."""
+        if self._stopped:
+            return
+        self._stopped = True
+        shutdown_app(self.app)
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._memory_log is not None:
+            for name in SERVER_LOGGERS:
+                logging.getLogger(name).removeHandler(self._memory_log)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        state = "stopped" if self._stopped else "running"
+        return f"<logstream server {self.url} ({state})>"
+
+
+def shutdown_app(app):
+    """Stop the app's writers and followers and disconnect its clients."""
+    state = app.extensions["logstream"]
+    state.simulator.stop()
+    state.hub.stop()
+    for hook in state.shutdown_hooks:
+        hook()
+    socketio = app.extensions["socketio"]
+    socketio.server.eio.disconnect()
+    socketio.server.shutdown()
+
+
+def _quiet_logging():
+    memory_log = MemoryLog()
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(memory_log)
+        # Without this, records reach Python's last-resort handler, which
+        # prints to stderr and so into whatever notebook cell is running.
+        logger.propagate = False
+    return memory_log
+
+
+def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_options):
+    """Start a logstream server in a background thread and return its handle.
+
+    ``port=0`` picks a free port; the handle's ``url`` tells which. With
+    ``quiet`` the server prints nothing (its log is kept in ``handle.logs()``),
+    so it can run inside a Jupyter kernel without filling cells.
+    """
+    app = create_app(data_dir, **app_options)
+    memory_log = _quiet_logging() if quiet else None
+    if memory_log is not None:
+        app.logger.handlers[:] = [memory_log]
+        app.logger.propagate = False
+    httpd = make_server(host, port, app, threaded=True,
+                        request_handler=QuietRequestHandler if quiet else RequestHandler)
+    thread = threading.Thread(target=httpd.serve_forever, name=f"logstream:{httpd.port}",
+                              daemon=True)
+    thread.start()
+    return ServerHandle(app, httpd, thread, memory_log)
+
+
+def serve_forever(data_dir=None, host="127.0.0.1", port=5000, **app_options):
+    """Serve in the foreground until interrupted (the `logstream serve` command)."""
+    app = create_app(data_dir, **app_options)
+    httpd = make_server(host, port, app, threaded=True, request_handler=RequestHandler)
+    handle = ServerHandle(app, httpd, None)
+    try:
+        httpd.serve_forever()
+    finally:
+        handle.stop()

@@ -1,0 +1,94 @@
+"""HTTP routes: the deployment list, the viewer page, the JSON API and health."""
+
+from datetime import datetime, timezone
+
+from flask import (Blueprint, abort, current_app, jsonify, make_response,
+                   redirect, render_template, request, url_for)
+
+from .deployments import (InvalidDeploymentId, UnknownDeployment,
+                          list_deployments, log_path)
+from .validation import RequestError, deployment_id_from
+
+bp = Blueprint("views", __name__)
+
+
+def state():
+    """Return this app's logstream state (data dir, hub, simulator)."""
+    return current_app.extensions["logstream"]
+
+
+def wants_json():
+    """Return True when the client prefers JSON to HTML."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > \
+        request.accept_mimetypes["text/html"]
+
+
+def error_response(status, code, message):
+    """Return an HTTP error whose body is a sentence a person understands."""
+    if wants_json() or request.path.startswith("/api/"):
+        return make_response(jsonify(error=code, message=message), status)
+    return make_response(render_template("error.html", status=status, message=message),
+                         status)
+
+
+@bp.errorhandler(RequestError)
+def request_error(error):
+    return error_response(400, error.code, error.message)
+
+
+def deployment_or_404(deployment_id):
+    """Return the log path for deployment_id, or abort with 400/404."""
+    deployment_id_from(deployment_id)  # 400 with a sentence when malformed
+    try:
+        return log_path(state().data_dir, deployment_id)
+    except (InvalidDeploymentId, UnknownDeployment):
+        abort(error_response(404, "unknown_deployment",
+                             f"There is no deployment called {deployment_id!r}."))
+
+
+def deployments():
+    """Return the description of every deployment."""
+    st = state()
+    return list_deployments(st.data_dir, live_ids=st.simulator.running(),
+                            line_counts=st.line_counts)
+
+
+@bp.app_template_filter("isotime")
+def isotime(timestamp):
+    """Format a Unix timestamp as ISO 8601 in UTC."""
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
+@bp.get("/")
+def index():
+    return render_template("index.html", deployments=deployments())
+
+
+@bp.post("/deployments")
+def new_deployment():
+    deployment_id = state().simulator.start()
+    url = url_for("views.deployment", deployment_id=deployment_id)
+    if wants_json():
+        response = jsonify(deployment_id=deployment_id, url=url)
+        response.status_code = 201
+        response.headers["Location"] = url
+        return response
+    return redirect(url, code=303)
+
+
+@bp.get("/deployments/<deployment_id>")
+def deployment(deployment_id):
+    deployment_or_404(deployment_id)
+    return render_template("deployment.html", deployment_id=deployment_id, token=None)
+
+
+@bp.get("/api/deployments")
+def api_deployments():
+    return jsonify([{key: d[key] for key in ("id", "lines", "bytes", "live", "modified")}
+                    for d in deployments()])
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
