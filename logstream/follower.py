@@ -123,7 +123,7 @@ class Follower:
                 self._inotify.add_watch(
                     os.path.dirname(self.path) or ".",
                     flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE)
-            self._open_file()
+            self._open_file(scan=True)
             poller = select.poll()
             poller.register(self._wake_r, select.POLLIN)
             if self._inotify is not None:
@@ -153,8 +153,12 @@ class Follower:
         if self._inotify is not None:
             self._inotify.read(timeout=0)
 
-    def _open_file(self):
-        """Open the file and count its lines; return False if it is missing."""
+    def _open_file(self, scan):
+        """Open the file; return False if it is missing.
+
+        With scan, lines already in the file count as history; without, they
+        are new (a rotated-in file) and will be published.
+        """
         try:
             fd = _open_no_follow(self.path)
         except OSError as exc:
@@ -173,15 +177,22 @@ class Follower:
             self._file_watch = self._inotify.add_watch(
                 self.path, flags.MODIFY | flags.ATTRIB | flags.MOVE_SELF
                 | flags.DELETE_SELF | flags.DONT_FOLLOW)
-        self._scan()
+        self._reset()
+        if scan:
+            self._scan()
         return True
 
-    def _scan(self):
-        """Count the complete lines already in the file and index them."""
+    def _reset(self):
+        """Forget the old file: numbering restarts at line 1."""
         self.lines = 0
         self._index_offsets = [0]
         self._index_lines = [0]
         self._splitter = LineSplitter(self.max_line_bytes)
+        self._line_end = 0
+        self._read_pos = 0
+
+    def _scan(self):
+        """Count the complete lines already in the file and index them."""
         offset = 0
         line_end = 0
         while chunk := os.pread(self._fd, READ_SIZE, offset):
@@ -221,7 +232,7 @@ class Follower:
     def _check_file(self):
         """Notice truncation, rotation and deletion, and carry on."""
         if self._fd is None:
-            if self._open_file():
+            if self._open_file(scan=False):
                 self._announce("created")
             return
         try:
@@ -232,14 +243,16 @@ class Follower:
             self._read_new()  # the old file's last lines still count
             os.close(self._fd)
             self._fd = None
-            if on_disk is not None and self._open_file():
+            if on_disk is not None and self._open_file(scan=False):
                 self._announce("rotated")
             else:
-                self.lines = 0
+                self._reset()
                 self._announce("deleted")
             return
         if os.fstat(self._fd).st_size < self._read_pos:
-            self._scan()
+            # Read the file again from its start: whatever was written after
+            # the truncation is new.
+            self._reset()
             self._announce("truncated")
 
     def _announce(self, kind):

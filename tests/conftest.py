@@ -76,5 +76,86 @@ def thread_names():
     return sorted(t.name for t in threading.enumerate())
 
 
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(kinds=("pipe:", "anon_inode:", "/")):
+    """Return this process's open file descriptors that are files, pipes or inotify
+    instances: what a follower opens (sockets belong to the test's clients)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed while listing
+        if target.startswith(kinds):
+            found.append(target)
+    return sorted(found)
+
+
+class RawClient:
+    """A plain python-socketio client that records every event, unfiltered.
+
+    Unlike LogClient it neither reorders nor drops duplicates, so tests
+    can check what the server really sent.
+    """
+
+    def __init__(self, url, transports=("websocket",)):
+        import socketio
+
+        self.sio = socketio.Client(reconnection=False)
+        self.events = []
+        self._lock = threading.Lock()
+        self.sio.on("*", self._record)
+        self.sio.connect(url, transports=list(transports), wait_timeout=10)
+
+    def _record(self, event, data=None):
+        with self._lock:
+            self.events.append((event, data))
+
+    def of(self, *names):
+        """Return the payloads of the events with these names, in arrival order."""
+        with self._lock:
+            return [data for event, data in self.events if event in names]
+
+    def line_numbers(self, deployment_id=None):
+        """Return every line number received (new_log and log_batch), sorted."""
+        numbers = []
+        for event, data in list(self.events):
+            if deployment_id is not None and data.get("deployment_id") != deployment_id:
+                continue
+            if event == "new_log":
+                numbers.append(data["line"])
+            elif event == "log_batch":
+                numbers += [item["line"] for item in data["lines"]]
+        return sorted(numbers)
+
+    def messages(self, deployment_id=None):
+        """Return {line: message} for every line received."""
+        found = {}
+        for event, data in list(self.events):
+            if deployment_id is not None and data.get("deployment_id") != deployment_id:
+                continue
+            if event == "new_log":
+                found[data["line"]] = data["message"]
+            elif event == "log_batch":
+                found.update((item["line"], item["message"]) for item in data["lines"])
+        return found
+
+    def call(self, event, data=None, timeout=10):
+        return self.sio.call(event, data, timeout=timeout)
+
+    def close(self):
+        self.sio.disconnect()
+
+
+@pytest.fixture
+def raw(server):
+    """Open RawClients to the server; closed after the test."""
+    opened = []
+
+    def open_raw(url=None, **options):
+        client = RawClient(url or server.url, **options)
+        opened.append(client)
+        return client
+
+    yield open_raw
+    for client in opened:
+        client.close()

@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make serve` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps serve test lab screenshots bench clean
+
+install: $(STAMP)
+	@$(BIN)/python -m logstream.vendor
+
+# Reinstall only when the dependencies change.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[all]'
+	touch $@
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+serve: system-deps install
+	$(BIN)/logstream serve --data-dir data/logs
+
+test: system-deps install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+screenshots: system-deps install
+	$(BIN)/python -m pytest tests/test_browser.py -k screenshot
+
+bench: install
+	$(BIN)/logstream bench
+
+clean:
+	rm -rf $(VENV) logstream/static/vendor .pytest_cache
