@@ -39,3 +39,7 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll):
                       max_line_bytes=max_line_bytes, use_inotify=not poll)
     except KeyboardInterrupt:
         pass
+
+
+if __name__ == "__main__":
+    main()
