@@ -9,6 +9,7 @@ from flask_socketio import SocketIO
 
 from .deployments import LineCounts
 from .hub import StreamHub
+from .limits import Limits
 from .lines import DEFAULT_MAX_LINE_BYTES
 from .simulator import Simulator
 
@@ -37,14 +38,22 @@ class LogstreamState:
 
 def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
-               cors=None, test_config=None):
-    """Create and configure the logstream Flask app and its Socket.IO server."""
-    from . import events, sse, views
+               cors=None, token=None, limits=None, ping_interval=25, test_config=None):
+    """Create and configure the logstream Flask app and its Socket.IO server.
+
+    ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
+    route but /healthz, every stream and every Socket.IO connection require
+    it; ``limits`` is a :class:`logstream.limits.Limits`; ``ping_interval`` is
+    Engine.IO's heartbeat in seconds.
+    """
+    from . import auth, events, sse, views
 
     app = Flask(__name__, template_folder=str(TEMPLATE_DIR))
     app.config.from_mapping(SECRET_KEY=os.urandom(16).hex())
     if test_config:
         app.config.update(test_config)
+    auth.init_app(app, token if token is not None else os.environ.get("LOGSTREAM_TOKEN"))
+    limits = limits or Limits()
 
     data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +68,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         app, async_mode="threading",
         # None keeps Socket.IO same-origin; an allowlist opens it to those only.
         cors_allowed_origins=list(cors) if cors else None,
-        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
         logger=False, engineio_logger=False)
-    events.register_events(socketio, hub)
+    events.register_events(socketio, hub, limits)
     sse_outlet = sse.SSEOutlet()
     hub.outlets.append(sse_outlet)
     app.extensions["logstream.sse"] = sse_outlet

@@ -25,18 +25,32 @@ def main():
 @click.option("--max-line-bytes", default=DEFAULT_MAX_LINE_BYTES, show_default=True,
               type=click.IntRange(min=64), help="Longer lines are cut, with a visible marker.")
 @click.option("--poll", is_flag=True, help="Poll files instead of using inotify.")
-def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll):
+@click.option("--token", envvar="LOGSTREAM_TOKEN", default=None,
+              help="Require this token on every route but /healthz, every stream and "
+                   "every Socket.IO connection (or set LOGSTREAM_TOKEN).")
+def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token):
     """Serve the log viewer and the streaming endpoints."""
+    import ipaddress
+
     from .server import serve_forever
     from .vendor import is_present
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not token:
+        click.secho(f"warning: serving on {host} without --token: anyone who can reach "
+                    "this machine can read every log.", fg="yellow", err=True)
 
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.vendor`).", fg="yellow", err=True)
-    click.echo(f"logstream serving {data_dir} on http://{host}:{port}  (Ctrl+C to stop)")
+    shown = f"http://{host}:{port}" + (f"/?token={token}" if token else "")
+    click.echo(f"logstream serving {data_dir} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
-                      max_line_bytes=max_line_bytes, use_inotify=not poll)
+                      max_line_bytes=max_line_bytes, use_inotify=not poll, token=token)
     except KeyboardInterrupt:
         pass
 

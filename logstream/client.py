@@ -30,13 +30,20 @@ class Subscription:
 
     # -- fed by the client's event threads ----------------------------------
 
-    def _started(self, status):
+    def _started(self, status, since):
+        """Handle the reply to a start_streaming that asked for lines after since."""
+        first = status["first_line"]
         with self._cond:
-            if status["first_line"] <= self.last_line:
-                # The file was truncated or replaced while we were away.
-                self._pending = {n: m for n, m in self._pending.items()
-                                 if n >= status["first_line"]}
-            self.last_line = status["first_line"] - 1
+            if since is not None and first <= since:
+                # The file was truncated or replaced while we were away:
+                # numbering starts again.
+                self._pending = {n: m for n, m in self._pending.items() if n >= first}
+                self.last_line = first - 1
+            elif not self._ready:
+                # The first reply says where history starts. (Later replies
+                # must not move last_line: lines before `since` may still be
+                # on their way, and the reply can arrive after the history.)
+                self.last_line = max(self.last_line, first - 1)
             self.started = status
             self._ready = True
             self._drain()
@@ -52,8 +59,8 @@ class Subscription:
     def _status(self, status):
         with self._cond:
             self.statuses.append(status)
-            if status["type"] in ("truncated", "rotated", "deleted", "lagging"):
-                # Numbering restarts (or jumps past skipped lines).
+            if status["type"] in ("truncated", "rotated", "deleted", "created"):
+                # Numbering restarts.
                 self.last_line = status["next_line"] - 1
                 self._pending = {n: m for n, m in self._pending.items() if n > self.last_line}
                 self._drain()
@@ -124,7 +131,7 @@ class LogClient:
         def on_connect():
             # Runs after every reconnect too: resume after the last line seen.
             for sub in list(self.subscriptions.values()):
-                self._request(sub, sub.last_line or None, wait=False)
+                self._request(sub, sub.last_line, wait=False)
 
         @sio.on("new_log")
         def on_new_log(data):
@@ -141,18 +148,34 @@ class LogClient:
         @sio.on("status")
         def on_status(data):
             sub = self.subscriptions.get(data.get("deployment_id"))
-            if sub is not None and data["type"] != "streaming_started":
-                sub._status(data)
+            if sub is None or data["type"] == "streaming_started":
+                return
+            sub._status(data)
+            if data["type"] == "lagging":
+                # The server stopped sending after last_line, every line up to
+                # it is already on its way to us: ask for the rest from disk.
+                self._request(sub, data["last_line"], wait=False)
 
         @sio.on("stream_error")
         def on_stream_error(data):
             self.errors.append(data)
 
+        @sio.on("connect_error")
+        def on_connect_error(data):
+            self.refusal = data.get("message") if isinstance(data, dict) else data
+
     def connect(self, timeout=10):
-        """Open the connection."""
-        self.sio.connect(self.url, transports=self.transports,
-                         auth={"token": self.token} if self.token else None,
-                         wait_timeout=timeout)
+        """Open the connection; a refusal raises ConnectionError with the server's reason."""
+        self.refusal = None
+        try:
+            self.sio.connect(self.url, transports=self.transports,
+                             auth={"token": self.token} if self.token else None,
+                             wait_timeout=timeout)
+        except socketio.exceptions.ConnectionError as error:
+            self.sio.disconnect()  # close the half-open transport
+            raise socketio.exceptions.ConnectionError(
+                f"{self.url} refused the connection: {self.refusal}" if self.refusal
+                else str(error)) from error
         return self
 
     def close(self):
@@ -192,7 +215,7 @@ class LogClient:
 
         def answered(reply):
             if reply and reply.get("type") == "streaming_started":
-                sub._started(reply)
+                sub._started(reply, since)
             elif reply:
                 sub.errors.append(reply)
 

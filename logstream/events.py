@@ -6,9 +6,11 @@ import time
 from collections import Counter
 
 from flask import request
-from flask_socketio import emit
+from flask_socketio import ConnectionRefusedError, emit
 
+from . import auth
 from .deployments import UnknownDeployment
+from .limits import ClientLimits
 from .validation import (RequestError, start_streaming_request,
                          stop_streaming_request)
 
@@ -46,22 +48,50 @@ def batch_event(deployment_id, lines, historical=False):
     return payload
 
 
+def lagging_status(deployment_id, last_line, skipped):
+    """Return the status that tells a client it fell behind and how to catch up."""
+    return {"type": "lagging", "deployment_id": deployment_id, "last_line": last_line,
+            "skipped": skipped,
+            "message": f"Too many lines were waiting for you, so streaming stopped after "
+                       f"line {last_line}; send start_streaming with since set to the last "
+                       f"line you have to catch up."}
+
+
 class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
-    def __init__(self, socketio):
+    def __init__(self, socketio, max_backlog, on_lagging):
         self.socketio = socketio
+        self.max_backlog = max_backlog
+        self.on_lagging = on_lagging
         # How many clients want each kind of event, so no packet is encoded
         # for an empty room.
         self.line_members = Counter()
         self.batch_members = Counter()
 
+    def backlog(self, sid):
+        """Return how many packets are queued for a client and not yet sent."""
+        server = self.socketio.server
+        eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+        socket = server.eio.sockets.get(eio_sid) if eio_sid else None
+        return socket.queue.qsize() if socket is not None else 0
+
+    def shed_laggards(self, deployment_id, room, lines):
+        """Take clients whose backlog is full out of the room before it grows further."""
+        manager = self.socketio.server.manager
+        for sid, _ in list(manager.get_participants("/", room)):
+            if self.backlog(sid) > self.max_backlog:
+                self.on_lagging(sid, deployment_id,
+                                lagging_status(deployment_id, lines[0][0] - 1, len(lines)))
+
     def publish(self, deployment_id, lines):
         if self.batch_members[deployment_id]:
-            self.socketio.emit("log_batch", batch_event(deployment_id, lines),
-                               to=batch_room(deployment_id))
+            room = batch_room(deployment_id)
+            self.shed_laggards(deployment_id, room, lines)
+            self.socketio.emit("log_batch", batch_event(deployment_id, lines), to=room)
         if self.line_members[deployment_id]:
             room = line_room(deployment_id)
+            self.shed_laggards(deployment_id, room, lines)
             for number, text in lines:
                 self.socketio.emit("new_log", line_event(deployment_id, number, text),
                                    to=room)
@@ -72,12 +102,20 @@ class SocketOutlet:
             self.socketio.emit("status", payload, to=room)
 
 
-def register_events(socketio, hub):
+def register_events(socketio, hub, limits):
     """Attach the logstream protocol's event handlers to socketio."""
-    outlet = SocketOutlet(socketio)
-    hub.outlets.append(outlet)
     lock = threading.Lock()
     streams = {}  # sid -> {deployment_id: batch?}
+    clients = ClientLimits(limits)
+
+    def drop_lagging(sid, deployment_id, status):
+        # Runs on the follower thread; the client catches up from disk with
+        # `since`, so its memory on the server stays bounded.
+        if leave(sid, deployment_id):
+            socketio.emit("status", status, to=sid)
+
+    outlet = SocketOutlet(socketio, limits.max_backlog, drop_lagging)
+    hub.outlets.append(outlet)
 
     def refuse(error):
         payload = error.payload()
@@ -102,8 +140,21 @@ def register_events(socketio, hub):
             namespace="/")
         return True
 
+    def limited(action, what):
+        if clients.allow(request.sid, action):
+            return None
+        return refuse(RequestError(
+            "rate_limited", f"Too many {what} requests; slow down and try again in a second."))
+
     @socketio.on("connect")
-    def connect(auth=None):
+    def connect(auth_payload=None):
+        if not auth.token_ok(auth_payload):
+            raise ConnectionRefusedError(
+                "This logstream server needs a token: connect with auth {\"token\": ...}.")
+        if clients.count() >= limits.max_connections:
+            raise ConnectionRefusedError(
+                "This logstream server is full; try again later.")
+        clients.connected(request.sid)
         with lock:
             streams[request.sid] = {}
 
@@ -116,6 +167,7 @@ def register_events(socketio, hub):
             leave(sid, deployment_id)
         with lock:
             streams.pop(sid, None)
+        clients.disconnected(sid)
 
     @socketio.on("start_streaming")
     def start_streaming(*args):
@@ -125,6 +177,16 @@ def register_events(socketio, hub):
         except RequestError as error:
             return refuse(error)
         sid = request.sid
+        refused = limited("start_streaming", "start_streaming")
+        if refused:
+            return refused
+        with lock:
+            others = set(streams.get(sid, ())) - {deployment_id}
+        if len(others) >= limits.streams_per_client:
+            return refuse(RequestError(
+                "too_many_streams",
+                f"You are already streaming {len(others)} deployments, the most one "
+                f"connection may; stop one first."))
         leave(sid, deployment_id)  # joining again replaces the old subscription
         reply = {}
         attached = threading.Event()
@@ -136,7 +198,21 @@ def register_events(socketio, hub):
                       "first_line": first_line, "next_line": next_line,
                       "batch": batch}
             socketio.emit("status", status, to=sid)
+            sent = 0
             for lines in history:
+                if sent >= limits.max_backlog:
+                    # Too much history to queue at once: send the rest when
+                    # the client asks again, so memory stays bounded.
+                    socketio.emit("status", lagging_status(
+                        deployment_id, first_line + sent - 1,
+                        next_line - first_line - sent), to=sid)
+                    # Not joined to the room; the subscription stays counted
+                    # until the client asks again (or leaves), so no other
+                    # thread has to undo it.
+                    reply.update(status)
+                    attached.set()
+                    return
+                sent += len(lines)
                 if batch:
                     socketio.emit("log_batch", batch_event(deployment_id, lines, True),
                                   to=sid)
@@ -184,6 +260,9 @@ def register_events(socketio, hub):
             payload = one_argument(args, "ping")
         except RequestError as error:
             return refuse(error)
+        refused = limited("ping", "ping")
+        if refused:
+            return refused
         pong = {"server_time": time.time(), "echo": payload}
         emit("pong", pong)
         return pong

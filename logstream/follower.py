@@ -293,9 +293,9 @@ class Follower:
                 number += 1
                 if number >= first:
                     batch.append((number, text))
-            if len(batch) >= HISTORY_BATCH:
-                yield batch
-                batch = []
+                    if len(batch) == HISTORY_BATCH:
+                        yield batch
+                        batch = []
         if batch:
             yield batch
 

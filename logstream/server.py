@@ -98,18 +98,24 @@ def shutdown_app(app):
     state.hub.stop()
     for hook in state.shutdown_hooks:
         hook()
-    socketio = app.extensions["socketio"]
-    socketio.server.eio.disconnect()
-    socketio.server.shutdown()
+    eio = app.extensions["socketio"].server.eio
+    for socket in list(eio.sockets.values()):
+        # Without waiting: a long-polling client that never polls again
+        # would keep its queue, and a waiting close, open for ever.
+        socket.close(wait=False, abort=True)
+    eio.shutdown()
 
 
 def _quiet_logging():
+    """Send the server loggers to memory; call it before creating the app."""
     memory_log = MemoryLog()
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
         logger.addHandler(memory_log)
         if logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
+            # Engine.IO and Socket.IO add a stderr handler to a logger whose
+            # level is unset, and log every packet at INFO: errors only.
+            logger.setLevel(logging.ERROR if name.endswith(".server") else logging.INFO)
         # Without this, records reach Python's last-resort handler, which
         # prints to stderr and so into whatever notebook cell is running.
         logger.propagate = False
@@ -123,8 +129,8 @@ def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_opti
     ``quiet`` the server prints nothing (its log is kept in ``handle.logs()``),
     so it can run inside a Jupyter kernel without filling cells.
     """
-    app = create_app(data_dir, **app_options)
     memory_log = _quiet_logging() if quiet else None
+    app = create_app(data_dir, **app_options)
     if memory_log is not None:
         app.logger.handlers[:] = [memory_log]
         app.logger.propagate = False

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 from flask import (Blueprint, abort, current_app, jsonify, make_response,
                    redirect, render_template, request, url_for)
 
+from .auth import presented_token, required_token
 from .deployments import (InvalidDeploymentId, UnknownDeployment,
                           list_deployments, log_path)
 from .validation import RequestError, deployment_id_from
@@ -80,7 +81,8 @@ def new_deployment():
 @bp.get("/deployments/<deployment_id>")
 def deployment(deployment_id):
     deployment_or_404(deployment_id)
-    return render_template("deployment.html", deployment_id=deployment_id, token=None)
+    return render_template("deployment.html", deployment_id=deployment_id,
+                           token=presented_token() if required_token() else None)
 
 
 @bp.get("/api/deployments")

@@ -104,7 +104,11 @@ class RawClient:
         self.events = []
         self._lock = threading.Lock()
         self.sio.on("*", self._record)
-        self.sio.connect(url, transports=list(transports), wait_timeout=10)
+        try:
+            self.sio.connect(url, transports=list(transports), wait_timeout=10)
+        except socketio.exceptions.ConnectionError:
+            self.sio.disconnect()  # close the half-open transport
+            raise
 
     def _record(self, event, data=None):
         with self._lock:

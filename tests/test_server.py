@@ -41,6 +41,7 @@ def test_start_stream_and_stop_cleanly(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert out == "" and err == "", "a quiet server printed into the notebook cell"
     server.stop()  # stopping twice is harmless
+    client.close()
 
 
 def test_restart_on_the_same_port_resumes_without_loss(tmp_path):

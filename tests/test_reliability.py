@@ -1,0 +1,372 @@
+"""Faults, load and hostile input: nothing lost, nothing crashes, no one let in."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+import socketio
+import websocket
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import RawClient, append, open_fds, wait_until
+from logstream.client import LogClient
+from logstream.deployments import LineCounts, list_deployments
+from logstream.limits import Limits
+from logstream.server import start_server
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start servers with custom options; stopped after the test."""
+    started = []
+
+    def make(**options):
+        handle = start_server(data_dir=options.pop("data_dir", tmp_path), port=0, **options)
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+# -- access ----------------------------------------------------------------
+
+def test_token_guards_routes_streams_and_connections(make_server, request):
+    server = make_server(token="s3cret")
+    (server.data_dir / "app.log").write_text("private line\n")
+    http = httpx.Client(base_url=server.url, timeout=10)
+    request.addfinalizer(http.close)
+    assert http.get("/healthz").status_code == 200
+    for path in ("/", "/api/deployments", "/deployments/app", "/deployments/app/events"):
+        response = http.get(path)
+        assert response.status_code == 401, path
+        assert "needs a token" in response.json()["message"]
+        assert http.get(path, params={"token": "wrong"}).status_code == 401
+    assert http.get("/api/deployments", headers={"Authorization": "Bearer s3cret"}).json()[0]["id"] == "app"
+
+    # the page given ?token= remembers it, and hands it to its scripts
+    page = http.get("/deployments/app", params={"token": "s3cret"})
+    assert page.status_code == 200 and 'data-token="s3cret"' in page.text
+    assert http.get("/api/deployments").status_code == 200  # the cookie now carries it
+
+    with pytest.raises(socketio.exceptions.ConnectionError, match="needs a token"):
+        LogClient(server.url).connect()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        LogClient(server.url, token="wrong").connect()
+    with LogClient(server.url, token="s3cret") as client:
+        assert client.follow("app").get(timeout=5) == (1, "private line")
+
+
+def test_cors_allowlist(make_server):
+    open_server = make_server()
+    allowed = make_server(cors=["https://teacher.example"])
+    handshake = "/socket.io/?EIO=4&transport=polling"
+    # same-origin only by default
+    assert httpx.get(open_server.url + handshake,
+                     headers={"Origin": "https://evil.example"}).status_code == 400
+    assert httpx.get(allowed.url + handshake,
+                     headers={"Origin": "https://evil.example"}).status_code == 400
+    ok = httpx.get(allowed.url + handshake, headers={"Origin": "https://teacher.example"})
+    assert ok.status_code == 200
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://teacher.example"
+
+
+def test_non_loopback_bind_without_token_warns(monkeypatch):
+    from click.testing import CliRunner
+
+    from logstream import cli, server
+
+    served = []
+    monkeypatch.setattr(server, "serve_forever", lambda *a, **k: served.append(k))
+    warned = CliRunner().invoke(cli.main, ["serve", "--host", "0.0.0.0"])
+    assert "without --token" in warned.output and served
+    quiet = CliRunner().invoke(cli.main, ["serve", "--host", "0.0.0.0", "--token", "t"])
+    assert "without --token" not in quiet.output
+    assert served[-1]["token"] == "t"
+
+
+# -- limits ----------------------------------------------------------------
+
+def test_ping_rate_limit_answers_with_a_clear_error(make_server):
+    server = make_server(limits=Limits(pings_per_second=1, ping_burst=3))
+    client = RawClient(server.url)
+    replies = [client.call("ping", i) for i in range(6)]
+    assert [("echo" in r) for r in replies[:3]] == [True, True, True]
+    refused = [r for r in replies if r.get("error") == "rate_limited"]
+    assert refused and "slow down" in refused[0]["message"]
+    client.close()
+
+
+def test_streams_per_client_and_connections_per_server_are_capped(make_server):
+    server = make_server(limits=Limits(streams_per_client=2, max_connections=2))
+    for name in ("a", "b", "c"):
+        (server.data_dir / f"{name}.log").write_text("x\n")
+    first = RawClient(server.url)
+    assert first.call("start_streaming", {"deployment_id": "a"})["type"] == "streaming_started"
+    assert first.call("start_streaming", {"deployment_id": "b"})["type"] == "streaming_started"
+    refused = first.call("start_streaming", {"deployment_id": "c"})
+    assert refused["error"] == "too_many_streams" and "stop one first" in refused["message"]
+    # re-joining one you already stream is not a new stream
+    assert first.call("start_streaming", {"deployment_id": "b", "since": 0})["type"] == "streaming_started"
+    second = RawClient(server.url)
+    with pytest.raises(socketio.exceptions.ConnectionError, match="full"):
+        LogClient(server.url).connect()
+    second.close()
+    wait_until(lambda: _connects(server.url), message="a free slot after a disconnect")
+    first.close()
+
+
+def _connects(url):
+    try:
+        RawClient(url).close()
+        return True
+    except socketio.exceptions.ConnectionError:
+        return False
+
+
+def test_oversized_messages_are_refused_and_others_carry_on(make_server):
+    server = make_server()
+    (server.data_dir / "d.log").write_text("")
+    bystander = RawClient(server.url)
+    bystander.call("start_streaming", {"deployment_id": "d"})
+    ws = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    ws.send('42["ping",' + json.dumps("x" * 200_000) + "]")
+    raw_socket = ws.sock  # websocket-client forgets it, unclosed, when the peer closes
+    try:
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError,
+                            OSError)):
+            for _ in range(10):  # the server closes the connection
+                if ws.recv() in ("", None):
+                    raise websocket.WebSocketConnectionClosedException("closed")
+    finally:
+        ws.close()
+        raw_socket.close()
+    append(server.data_dir / "d.log", "still streaming\n")
+    wait_until(lambda: bystander.messages().get(1) == "still streaming")
+    bystander.close()
+
+
+# -- fuzzing ---------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=50) | st.just("\x00") | st.just("../../etc/passwd"),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["deployment_id", "since", "batch", "x", "\x00"])
+                      | st.text(max_size=8), children, max_size=4),
+    max_leaves=10)
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("fuzz")
+    (data_dir / "known.log").write_text("a\nb\n")
+    with start_server(data_dir=data_dir, port=0,
+                      limits=Limits(pings_per_second=1e6, ping_burst=10**6,
+                                    joins_per_second=1e6, join_burst=10**6)) as server:
+        client = RawClient(server.url)
+        yield server, client
+        client.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(event=st.sampled_from(["start_streaming", "stop_streaming", "ping", "bogus", "connect"]),
+       payload=json_values)
+def test_fuzzed_events_never_crash_the_server(fuzz_target, event, payload):
+    server, client = fuzz_target
+    reply = client.call(event, payload, timeout=10)
+    if event == "ping":
+        assert reply.get("echo") == payload or reply.get("error")
+    else:
+        assert reply is None or "error" in reply or reply.get("type", "").startswith("streaming_")
+        if reply and "error" in reply:
+            assert reply["message"] and isinstance(reply["message"], str)
+    assert client.sio.connected
+    assert client.call("ping", "alive")["echo"] == "alive"
+
+
+# -- churn and slow consumers ------------------------------------------------
+
+def test_churn_leaves_threads_and_fds_at_baseline(make_server):
+    # Engine.IO keeps a closed connection's heartbeat thread until its next
+    # ping is due; a 1 s interval lets the test see the baseline soon.
+    server = make_server(ping_interval=1)
+    (server.data_dir / "churn.log").write_text("".join(f"{i}\n" for i in range(100)))
+    sio_client = RawClient(server.url)  # one warm connection, so pools exist
+    sio_client.call("ping")
+    threads_before = threading.active_count()
+    fds_before = open_fds()
+    for i in range(300):
+        client = socketio.SimpleClient()
+        client.connect(server.url, transports=["websocket"])
+        client.call("start_streaming", {"deployment_id": "churn", "batch": i % 2 == 0})
+        client.disconnect()
+    hub = server.app.extensions["logstream"].hub
+    wait_until(lambda: hub.followed() == set(), message="the follower to be released")
+    wait_until(lambda: threading.active_count() <= threads_before + 2,
+               message="threads to return to baseline")
+    wait_until(lambda: open_fds() == fds_before, message="fds to return to baseline")
+    sio_client.close()
+
+
+def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everything(make_server):
+    server = make_server(limits=Limits(max_backlog=200))
+    log = server.data_dir / "busy.log"
+    log.write_text("")
+    fast = RawClient(server.url)
+    fast.call("start_streaming", {"deployment_id": "busy", "batch": True})
+
+    # A client that joins and then stops reading its socket (a small receive
+    # buffer, so the kernel can't absorb the backlog for it).
+    ws = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    ws.send('421["start_streaming",{"deployment_id":"busy"}]')
+    raw_socket = ws.sock
+    while not ws.recv().startswith("431"):
+        pass  # joined: its ack arrived
+    total = 30_000
+    payload = "z" * 1000
+    with open(log, "a") as fp:
+        for i in range(1, total + 1):
+            fp.write(f"{i} {payload}\n")
+            if i % 1000 == 0:
+                fp.flush()
+    wait_until(lambda: len(fast.line_numbers()) == total, timeout=60,
+               message="the fast client to get every line")
+    assert fast.line_numbers() == list(range(1, total + 1))
+    outlet_lines = server.app.extensions["logstream"].hub.outlets[0]
+    slow_sid = [sid for sid in list(server.socketio.server.manager.rooms["/"].get(None, {}))
+                if sid != fast.sio.get_sid()]
+    for sid in slow_sid:
+        # Its queue stayed bounded: the backlog limit plus at most one read
+        # (1 MiB of 1000-byte lines), not the 30,000 lines written.
+        assert outlet_lines.backlog(sid) <= 200 + 1100
+
+    # Now it reads: it finds a lagging status, and catches up with since.
+    seen = []
+    lagging = None
+    ws.settimeout(10)
+    while lagging is None:
+        frame = ws.recv()
+        if frame == "2":
+            ws.send("3")
+            continue
+        if frame.startswith("42"):
+            event, data = json.loads(frame[2:])
+            if event == "new_log":
+                seen.append(data["line"])
+            elif event == "status" and data["type"] == "lagging":
+                lagging = data
+    ws.close()
+    raw_socket.close()
+    assert seen == list(range(1, len(seen) + 1)), "what it got before lagging is in order"
+    assert lagging["last_line"] >= len(seen) and "since" in lagging["message"]
+    with LogClient(server.url) as client:
+        sub = client.follow("busy", since=len(seen))
+        assert sub.wait_for_line(total, timeout=60)
+        assert sub.last_line == total
+
+
+def test_log_client_catches_up_over_a_huge_history_bounded_by_the_backlog(make_server):
+    server = make_server(limits=Limits(max_backlog=1000))
+    log = server.data_dir / "history.log"
+    log.write_text("".join(f"h {i}\n" for i in range(1, 10_001)))
+    with LogClient(server.url) as client:
+        lines = []
+        sub = client.follow("history", since=0, batch=True,
+                            on_line=lambda n, text: lines.append(n))
+        assert sub.wait_for_line(10_000, timeout=60)
+        assert lines == list(range(1, 10_001))
+        assert any(s["type"] == "lagging" for s in sub.statuses)
+
+
+# -- hostile logs ------------------------------------------------------------
+
+def test_binary_garbage_and_a_deleted_file_do_not_break_streaming(make_server):
+    server = make_server()
+    log = server.data_dir / "junk.log"
+    log.write_text("")
+    client = RawClient(server.url)
+    client.call("start_streaming", {"deployment_id": "junk"})
+    garbage = bytes(range(256)) * 64
+    with open(log, "ab") as fp:
+        fp.write(garbage.replace(b"\n", b"") + b"\n" + b"\x00\x00after\n")
+    wait_until(lambda: len(client.of("new_log")) == 2)
+    assert client.messages()[2] == "\x00\x00after"
+    os.unlink(log)
+    wait_until(lambda: any(s["type"] == "deleted" for s in client.of("status")))
+    log.write_text("back again\n")
+    wait_until(lambda: "back again" in [d["message"] for d in client.of("new_log")])
+    assert client.call("ping")["echo"] is None
+    client.close()
+
+
+def test_thousands_of_files_are_listed_without_rereading_them(tmp_path, monkeypatch):
+    for i in range(3000):
+        (tmp_path / f"d{i}.log").write_text("x\n" * (i % 7))
+    counts = LineCounts()
+    first = list_deployments(tmp_path, line_counts=counts)
+    assert len(first) == 3000
+    append(tmp_path / "d5.log", "one more\n")
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    again = {d["id"]: d for d in list_deployments(tmp_path, line_counts=counts)}
+    assert opened == [os.path.join(tmp_path, "d5.log")]  # only the file that changed
+    assert again["d5"]["lines"] == 5 + 1
+
+
+# -- production server --------------------------------------------------------
+
+def test_gunicorn_with_threads_serves_and_streams(tmp_path):
+    port = free_port()
+    (tmp_path / "prod.log").write_text("first\n")
+    env = dict(os.environ, LOGSTREAM_DATA_DIR=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "50",
+         "-b", f"127.0.0.1:{port}", "logstream.wsgi:app"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def healthy():
+            try:
+                return httpx.get(url + "/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_until(healthy, timeout=30, message="gunicorn to start")
+        with LogClient(url) as client:
+            sub = client.follow("prod")
+            assert sub.get(timeout=10) == (1, "first")
+            append(tmp_path / "prod.log", "through gunicorn\n")
+            assert sub.get(timeout=10) == (2, "through gunicorn")
+            assert client.ping() > 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = process.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
