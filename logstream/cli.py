@@ -39,3 +39,8 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll):
                       max_line_bytes=max_line_bytes, use_inotify=not poll)
     except KeyboardInterrupt:
         pass
+
+
+from .compare import compare  # noqa: E402  (a subcommand kept in its own module)
+
+main.add_command(compare)
