@@ -84,7 +84,11 @@ class Report:
         return data
 
     def result(self, transport):
+        """Return the TransportResult of one transport by name."""
         return next(r for r in self.transports if r.transport == transport)
+
+    def __str__(self):
+        return self.table()
 
     def table(self):
         """Return the report as a plain-text table."""

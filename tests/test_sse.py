@@ -1,5 +1,6 @@
 """End-to-end: the SSE endpoint on a real server, read by httpx and httpx-sse."""
 
+import os
 import socket
 import struct
 import threading
@@ -340,3 +341,56 @@ def test_stopping_the_server_ends_open_streams(tmp_path):
         reader.close()
         handle.stop()
 
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def unavailable(reason):
+    """Skip, except under CI, where a missing browser is a failure."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true, so the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.mark.browser
+def test_a_browser_eventsource_resumes_across_a_server_restart(tmp_path):
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed: pip install -e '.[test]'")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)")
+    path = tmp_path / "web-1.log"
+    path.write_text("one\ntwo\nthree\n")
+    server = start_server(data_dir=tmp_path, port=0)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(server.url + "/healthz")  # any page of the same origin
+            page.evaluate("""() => {
+                window.got = []; window.opens = 0;
+                const source = new EventSource("/deployments/web-1/events?since=0");
+                source.onopen = () => { window.opens += 1; };
+                source.onmessage = (e) => window.got.push([e.lastEventId, JSON.parse(e.data)]);
+            }""")
+            page.wait_for_function("window.got.length === 3", timeout=10_000)
+            server.stop()
+            append(path, "four\nfive\n")  # written while the server is down
+            server = start_server(data_dir=tmp_path, port=server.port)
+            append(path, "six\n")
+            # EventSource reconnects by itself after the retry hint (2 s) and
+            # sends Last-Event-ID: 3, so it gets 4, 5 and 6 and nothing twice.
+            page.wait_for_function("window.got.length >= 6 && window.opens === 2",
+                                   timeout=10_000)
+            got = page.evaluate("window.got")
+        finally:
+            browser.close()
+            server.stop()
+    assert [event_id for event_id, _ in got] == ["1", "2", "3", "4", "5", "6"]
+    assert [payload["message"] for _, payload in got] == ["one", "two", "three", "four",
+                                                         "five", "six"]
