@@ -132,13 +132,17 @@ class Report:
                     showfliers=False)
         lat.set_xticks(range(1, len(names) + 1), names, rotation=15)
         lat.set_yscale("log")
-        lat.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        plain = matplotlib.ticker.FormatStrFormatter("%g")
+        lat.yaxis.set_major_formatter(plain)
+        lat.yaxis.set_minor_formatter(plain)
         lat.set_ylabel("write → receive latency (ms, log scale)")
         lat.set_title("Latency (box: p25–p75, whiskers: p1–p99)")
         down = [r.bytes_per_line["down"] for r in self.transports]
         up = [r.bytes_per_line["up"] for r in self.transports]
         size.bar(names, down, label="server → client")
-        size.bar(names, up, bottom=down, label="client → server")
+        bars = size.bar(names, up, bottom=down, label="client → server")
+        size.bar_label(bars, labels=[f"{d + u:.0f}" for d, u in zip(down, up)])
+        size.set_ylim(top=max(d + u for d, u in zip(down, up)) * 1.15)
         size.axhline(self.parameters["line_bytes"], color="grey", linestyle="--",
                      label="the line itself")
         size.set_ylabel("bytes on the wire per line")
@@ -460,6 +464,10 @@ def compare(lines, rate, burst, line_bytes, transports, restart_lines, graceful_
     else:
         click.echo(report.table())
     if plot:
-        report.plot(plot)
+        try:
+            report.plot(plot)
+        except ImportError as exc:
+            raise click.ClickException(
+                "--plot needs matplotlib: pip install 'logstream[lessons]'.") from exc
         click.echo(f"plot written to {plot}", err=as_json)
 
