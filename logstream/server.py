@@ -51,7 +51,7 @@ class QuietRequestHandler(RequestHandler):
 
     def log(self, type, message, *args):
         logging.getLogger("werkzeug").log(
-            logging.ERROR if type == "error" else logging.DEBUG,
+            logging.ERROR if type == "error" else logging.INFO,
             "%s - %s", self.address_string(), message % args)
 
 
@@ -119,6 +119,8 @@ def _quiet_logging():
     for name in SERVER_LOGGERS:
         logger = logging.getLogger(name)
         logger.addHandler(memory_log)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
         # Without this, records reach Python's last-resort handler, which
         # prints to stderr and so into whatever notebook cell is running.
         logger.propagate = False

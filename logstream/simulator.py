@@ -12,6 +12,8 @@ ID_ALPHABET = string.ascii_lowercase + string.digits
 SERVICES = ["shop-api", "billing", "search", "auth", "web-frontend", "inventory",
             "notifications", "reports"]
 FAILURE_RATE = 0.25
+# The lifecycle's phases, in order; every line is tagged with one.
+PHASES = ["clone", "install", "build", "test", "deploy", "health", "done"]
 
 
 def new_deployment_id(rng=secrets):

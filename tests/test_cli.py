@@ -1,0 +1,53 @@
+"""The logstream command line, run as a real process."""
+
+import signal
+import socket
+import subprocess
+import sys
+
+import httpx
+from click.testing import CliRunner
+
+from conftest import wait_until
+from logstream.cli import main
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output
+    serve_help = CliRunner().invoke(main, ["serve", "--help"]).output
+    for option in ("--host", "--port", "--data-dir", "--cors"):
+        assert option in serve_help
+
+
+def test_serve_binds_loopback_serves_and_stops_on_ctrl_c(tmp_path):
+    port = free_port()
+    (tmp_path / "demo.log").write_text("hello\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
+         "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def healthy():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_until(healthy, timeout=20, message="logstream serve to answer")
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/deployments").json()
+        assert [d["id"] for d in listed] == ["demo"]
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+        assert process.returncode == 0
+        assert f"http://127.0.0.1:{port}" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

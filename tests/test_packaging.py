@@ -1,0 +1,78 @@
+"""Packaging: environment.yml agrees with pyproject.toml; the wheel carries what the app needs."""
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# conda-forge names that differ from PyPI's.
+CONDA_TO_PYPI = {"redis-py": "redis"}
+# Extras of our dependencies spelled out as packages in environment.yml.
+EXTRA_EXPANSIONS = {"python-socketio[client]": {"requests", "websocket-client"}}
+
+
+def normalise(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def split(requirement):
+    """Return (name with extras, lower bound) of a 'name[extra]>=x; marker' string."""
+    requirement = requirement.split(";")[0].strip()
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+(?:\[[a-z,\-]+\])?)\s*(?:>=\s*([\w.]+))?", requirement)
+    assert match, f"unexpected requirement {requirement!r}: pin a lower bound with >="
+    return match.group(1), match.group(2)
+
+
+def pyproject_requirements():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        requirements += [r for r in extra if not r.startswith("logstream")]
+    return dict(split(r) for r in requirements)
+
+
+def environment_requirements():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    found = {}
+    for entry in env["dependencies"]:
+        if isinstance(entry, str) and entry not in ("pip",):
+            name, bound = split(entry)
+            found[CONDA_TO_PYPI.get(name, name)] = bound
+    return found
+
+
+def test_every_pyproject_dependency_has_a_lower_bound():
+    for name, bound in pyproject_requirements().items():
+        assert bound, f"{name} needs a lower bound in pyproject.toml"
+
+
+def test_environment_yml_matches_pyproject():
+    pyproject = {normalise(n.split("[")[0]): b for n, b in pyproject_requirements().items()}
+    environment = {normalise(n): b for n, b in environment_requirements().items()}
+    python = environment.pop("python")
+    requires_python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert requires_python == f">={python}"
+    expanded = {normalise(p) for extras in EXTRA_EXPANSIONS.values() for p in extras}
+    assert set(pyproject) == set(environment) - expanded, (
+        f"only in pyproject: {set(pyproject) - set(environment)}; "
+        f"only in environment.yml: {set(environment) - expanded - set(pyproject)}")
+    for name, bound in pyproject.items():
+        assert environment[name] == bound, f"{name}: pyproject >={bound}, environment.yml >={environment[name]}"
+
+
+def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path), str(ROOT)], check=True)
+    (wheel,) = tmp_path.glob("logstream-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in ("index.html", "deployment.html", "base.html", "error.html"):
+        assert f"logstream/templates/{template}" in names
+    assert "logstream/static/viewer.js" in names
+    assert "logstream/static/vendor/socket.io.min.js" in names
+    assert any(n.endswith("entry_points.txt") for n in names)
