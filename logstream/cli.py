@@ -55,5 +55,10 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
         pass
 
 
+from .compare import compare  # noqa: E402  (a subcommand kept in its own module)
+
+main.add_command(compare)
+
+
 if __name__ == "__main__":
     main()

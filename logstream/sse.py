@@ -5,6 +5,7 @@ import queue
 import select
 import socket
 import threading
+import time
 
 from flask import Blueprint, Response, current_app, request
 
@@ -26,9 +27,22 @@ def line_frame(number, text):
     return f"id: {number}\ndata: {json.dumps({'line': number, 'message': text})}\n\n"
 
 
-def named_frame(event, payload):
-    """Return one SSE event of the given type with a JSON payload."""
-    return f"event: {event}\ndata: {json.dumps(payload)}\n\n"
+def status_frame(payload, retry_ms=None):
+    """Return one `status` event whose id is the line a reconnect should resume after.
+
+    streaming_started resumes before its first line; truncated, rotated and
+    deleted resume in the file's new numbering, so a client that reconnects
+    after one of them doesn't skip the new file's first lines.
+    """
+    if "first_line" in payload:
+        fields = f"id: {payload['first_line'] - 1}\n"
+    elif "next_line" in payload:
+        fields = f"id: {payload['next_line'] - 1}\n"
+    else:
+        fields = ""
+    if retry_ms is not None:
+        fields = f"retry: {retry_ms}\n" + fields
+    return f"{fields}event: status\ndata: {json.dumps(payload)}\n\n"
 
 
 class SSEOutlet:
@@ -61,7 +75,7 @@ class SSEOutlet:
             q.put(frames)
 
     def status(self, deployment_id, payload):
-        frame = named_frame("status", dict(payload, deployment_id=deployment_id))
+        frame = status_frame(dict(payload, deployment_id=deployment_id))
         for q in self._queues_of(deployment_id):
             q.put(frame)
 
@@ -75,14 +89,26 @@ class SSEOutlet:
 def _client_gone(sock):
     """Return True when the peer closed the connection (readable with nothing to read)."""
     if sock is None:
-        return False
+        return False  # not Werkzeug: the next heartbeat's failed write will tell
+    # poll, not select: select fails outright on descriptors above 1023.
+    poller = select.poll()
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        poller.register(sock, select.POLLIN)
     except (OSError, ValueError):
+        return True  # the socket is already closed
+    events = poller.poll(0)
+    if not events:
+        return False
+    if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
         return True
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except ValueError:
+        return False  # a TLS socket can't peek; the next heartbeat will tell
+    except OSError:
+        return True  # reset by the peer
 
 
 def _requested_since():
@@ -119,8 +145,9 @@ def events(deployment_id):
 
     def on_attach(history, first_line, next_line):
         # On the follower thread: history, then live lines join the same queue.
-        q.put(named_frame("status", {"type": "streaming_started", "deployment_id": deployment_id,
-                                     "first_line": first_line, "next_line": next_line}))
+        q.put(status_frame({"type": "streaming_started", "deployment_id": deployment_id,
+                            "first_line": first_line, "next_line": next_line},
+                           retry_ms=RETRY_MS))
         for lines in history:
             q.put("".join(line_frame(n, text) for n, text in lines))
         outlet.add(deployment_id, q)
@@ -132,22 +159,22 @@ def events(deployment_id):
                 "message": f"There is no deployment called {deployment_id!r}."}, 404
 
     def stream():
-        yield f"retry: {RETRY_MS}\n\n"
-        idle = 0.0
+        # The retry hint travels with the first frame, streaming_started.
+        next_heartbeat = time.monotonic() + heartbeat
         while True:
+            wait = min(DEPARTURE_CHECK_SECONDS, max(0.0, next_heartbeat - time.monotonic()))
             try:
-                item = q.get(timeout=DEPARTURE_CHECK_SECONDS)
+                item = q.get(timeout=wait)
             except queue.Empty:
-                idle += DEPARTURE_CHECK_SECONDS
                 if _client_gone(sock):
                     return
-                if idle >= heartbeat:
-                    idle = 0.0
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + heartbeat
                     yield ": heartbeat\n\n"
                 continue
             if item is _CLOSE:
                 return
-            idle = 0.0
+            next_heartbeat = time.monotonic() + heartbeat
             yield item
 
     def release():

@@ -1,0 +1,473 @@
+"""Measure WebSocket, SSE and long-polling side by side on a live server.
+
+Each transport streams the same kind of lines from its own deployment.
+Lines carry their write time, so latency is write → receive in this
+process; bytes are counted by a TCP relay every client connects through;
+CPU is the server process's own (it runs as `logstream serve` in a child
+process). The restart scenario kills the server mid-stream and starts it
+again on the same port, with readers that resume and readers that don't.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+
+from .measure import TRANSPORTS, Relay, ServerProcess, make_line, server_cpu_reader
+
+SETTLE_SECONDS = 1.0  # a naive reader counts as finished after this long without a line
+# The clients log warnings when the server vanishes, which is the point of
+# the restart scenario; keep them off the report.
+CLIENT_LOGGERS = ("engineio.client", "socketio.client")
+
+
+@contextlib.contextmanager
+def _quiet_clients():
+    handler = logging.NullHandler()
+    loggers = [logging.getLogger(name) for name in CLIENT_LOGGERS]
+    saved = [lg.propagate for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.propagate = False
+    try:
+        yield
+    finally:
+        for lg, propagate in zip(loggers, saved):
+            lg.removeHandler(handler)
+            lg.propagate = propagate
+
+
+@dataclass
+class TransportResult:
+    """What one transport did: set-up, latency, bytes, CPU and a restart."""
+
+    transport: str
+    description: str
+    setup_ms: float
+    setup_bytes: int
+    lines_sent: int
+    lines_received: int
+    duplicates: int
+    missing: int
+    latency_ms: dict
+    bytes_down: int
+    bytes_up: int
+    bytes_per_line: dict
+    tcp_connections: int
+    server_cpu_ms_per_1000_lines: float | None
+    restart: dict | None = None
+    latencies_ms: list = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Report:
+    """The result of one `compare` run."""
+
+    machine: dict
+    parameters: dict
+    transports: list
+
+    def to_dict(self, samples=False):
+        """Return the report as plain data; with samples, every latency too."""
+        data = asdict(self)
+        if not samples:
+            for item in data["transports"]:
+                item.pop("latencies_ms")
+        return data
+
+    def result(self, transport):
+        """Return the TransportResult of one transport by name."""
+        return next(r for r in self.transports if r.transport == transport)
+
+    def __str__(self):
+        return self.table()
+
+    def table(self):
+        """Return the report as a plain-text table."""
+        head = ["transport", "setup ms", "p50 ms", "p95 ms", "p99 ms", "B/line down",
+                "B/line up", "conns", "CPU ms/1k", "delivered", "restart resume",
+                "restart naive"]
+        rows = [head]
+        for r in self.transports:
+            rows.append([
+                r.transport, f"{r.setup_ms:.1f}", *(f"{r.latency_ms[p]:.2f}"
+                                                    for p in ("p50", "p95", "p99")),
+                f"{r.bytes_per_line['down']:.0f}", f"{r.bytes_per_line['up']:.0f}",
+                str(r.tcp_connections),
+                "n/a" if r.server_cpu_ms_per_1000_lines is None
+                else f"{r.server_cpu_ms_per_1000_lines:.0f}",
+                f"{r.lines_received}/{r.lines_sent}" + (f" +{r.duplicates}dup"
+                                                        if r.duplicates else ""),
+                _restart_cell(r.restart, "resume"), _restart_cell(r.restart, "naive")])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                           for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        p = self.parameters
+        lines.append("")
+        lines.append(f"{p['lines']} lines of {p['line_bytes']} bytes per transport, "
+                     f"{p['rate']:g} lines/s in writes of {p['burst']}; "
+                     f"restart: {_restart_summary(p)}; "
+                     f"{self.machine['cpus']} CPUs, Python {self.machine['python']}.")
+        return "\n".join(lines)
+
+    def plot(self, path):
+        """Draw latency distributions and bytes per line into a PNG file."""
+        import matplotlib
+        matplotlib.use("Agg")  # no display needed
+        import matplotlib.pyplot as plt
+        import matplotlib.ticker
+
+        names = [r.transport for r in self.transports]
+        fig, (lat, size) = plt.subplots(1, 2, figsize=(11, 4.2))
+        lat.boxplot([r.latencies_ms or [0] for r in self.transports], whis=(1, 99),
+                    showfliers=False)
+        lat.set_xticks(range(1, len(names) + 1), names, rotation=15)
+        lat.set_yscale("log")
+        plain = matplotlib.ticker.FormatStrFormatter("%g")
+        lat.yaxis.set_major_formatter(plain)
+        lat.yaxis.set_minor_formatter(plain)
+        lat.set_ylabel("write → receive latency (ms, log scale)")
+        lat.set_title("Latency (box: p25–p75, whiskers: p1–p99)")
+        down = [r.bytes_per_line["down"] for r in self.transports]
+        up = [r.bytes_per_line["up"] for r in self.transports]
+        size.bar(names, down, label="server → client")
+        bars = size.bar(names, up, bottom=down, label="client → server")
+        size.bar_label(bars, labels=[f"{d + u:.0f}" for d, u in zip(down, up)])
+        size.set_ylim(top=max(d + u for d, u in zip(down, up)) * 1.15)
+        size.axhline(self.parameters["line_bytes"], color="grey", linestyle="--",
+                     label="the line itself")
+        size.set_ylabel("bytes on the wire per line")
+        size.set_title(f"Bytes per {self.parameters['line_bytes']}-byte line")
+        size.tick_params(axis="x", rotation=15)
+        size.legend(loc="lower left")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return Path(path)
+
+
+def _restart_cell(restart, mode):
+    if not restart:
+        return "n/a"
+    r = restart[mode]
+    cell = f"lost {r['lost']} dup {r['duplicated']}"
+    return cell if r["reconnected"] else cell + " (gave up)"
+
+
+def _restart_summary(p):
+    if not p["restart"]:
+        return "not run"
+    how = "SIGINT, graceful" if p["graceful_restart"] else "SIGKILL, a crash"
+    return f"{p['restart_lines']} lines, a third written while the server was down ({how})"
+
+
+def percentiles(values):
+    """Return p50/p95/p99/mean/max of values (nearest-rank), or zeros if empty."""
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+    ordered = sorted(values)
+
+    def rank(p):
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+    return {"p50": rank(50), "p95": rank(95), "p99": rank(99),
+            "mean": statistics.fmean(ordered), "max": ordered[-1]}
+
+
+class Writer:
+    """Append lines to a deployment's log at a steady rate, several per write."""
+
+    def __init__(self, path, rate, burst, line_bytes, progress=None):
+        self.path = Path(path)
+        self.rate, self.burst, self.line_bytes = rate, burst, line_bytes
+        self.progress = progress
+        self.written = 0
+
+    def write(self, count):
+        """Write count more lines, pacing the writes; return when done."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            started = time.monotonic()
+            done = 0
+            while done < count:
+                n = min(self.burst, count - done)
+                due = started + done / self.rate
+                if (delay := due - time.monotonic()) > 0:
+                    time.sleep(delay)
+                # One write per burst, as a logger flushing its buffer does.
+                os.write(fd, "".join(make_line(self.written + i + 1, self.line_bytes)
+                                     for i in range(n)).encode())
+                self.written += n
+                done += n
+                if self.progress is not None:
+                    self.progress.update(n)
+        finally:
+            os.close(fd)
+
+
+def _wait(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _delivery(reader, sent):
+    seqs = [seq for seq, _, _ in reader.received()]
+    unique = set(seqs)
+    return {"received": len(unique & set(range(1, sent + 1))),
+            "lost": sent - len(unique & set(range(1, sent + 1))),
+            "duplicated": len(seqs) - len(unique)}
+
+
+def _measure_setup(name, make_reader, target, data_dir, trials):
+    """Return (median set-up seconds, median handshake bytes) over fresh connections."""
+    deployment_id = f"cmp-setup-{name}"
+    (data_dir / f"{deployment_id}.log").touch()
+    seconds, sizes = [], []
+    for _ in range(trials):
+        relay = Relay(*target)
+        reader = make_reader(deployment_id, True).open(relay.url)
+        try:
+            if not reader.started.wait(10):
+                raise RuntimeError(f"{name}: no streaming_started within 10 s")
+            up, down, _ = relay.counts()
+            seconds.append(reader.setup_seconds())
+            sizes.append(up + down)
+        finally:
+            reader.close()
+            relay.close()
+    return statistics.median(seconds), int(statistics.median(sizes))
+
+
+def _measure_stream(name, make_reader, target, data_dir, options, cpu_seconds, progress):
+    """Stream options['lines'] lines to one reader; return its TransportResult."""
+    lines = options["lines"]
+    deployment_id = f"cmp-{name}"
+    path = data_dir / f"{deployment_id}.log"
+    path.write_bytes(b"")
+    relay = Relay(*target)
+    reader = make_reader(deployment_id, True).open(relay.url)
+    try:
+        if not reader.started.wait(10):
+            raise RuntimeError(f"{name}: no streaming_started within 10 s")
+        up0, down0, conns0 = relay.counts()
+        cpu0 = cpu_seconds() if cpu_seconds else None
+        Writer(path, options["rate"], options["burst"], options["line_bytes"],
+               progress).write(lines)
+        _wait(lambda: len({a[0] for a in reader.received()}) >= lines,
+              timeout=15 + lines / options["rate"])
+        up1, down1, conns1 = relay.counts()
+        cpu1 = cpu_seconds() if cpu_seconds else None
+    finally:
+        reader.close()
+        relay.close()
+
+    first = {}
+    for seq, written, received in reader.received():
+        first.setdefault(seq, (received - written) / 1e6)
+    delivery = _delivery(reader, lines)
+    latencies = list(first.values())
+    down, up = down1 - down0, up1 - up0
+    return TransportResult(
+        transport=name, description=TRANSPORTS[name][0], setup_ms=0.0, setup_bytes=0,
+        lines_sent=lines, lines_received=delivery["received"],
+        duplicates=delivery["duplicated"], missing=delivery["lost"],
+        latency_ms=percentiles(latencies),
+        bytes_down=down, bytes_up=up,
+        bytes_per_line={"down": down / lines, "up": up / lines, "total": (down + up) / lines},
+        tcp_connections=conns1 - conns0 + 1,
+        server_cpu_ms_per_1000_lines=(None if cpu0 is None
+                                      else (cpu1 - cpu0) * 1000 / lines * 1000),
+        latencies_ms=latencies)
+
+
+def _measure_restart(names, server, data_dir, options, progress):
+    """Kill and restart the server mid-stream; return {transport: {resume, naive}}."""
+    total = options["restart_lines"]
+    deployment_id = "cmp-restart"
+    path = data_dir / f"{deployment_id}.log"
+    path.write_bytes(b"")
+    readers = {(name, resume): TRANSPORTS[name][1](deployment_id, resume)
+               for name in names for resume in (True, False)}
+    for reader in readers.values():
+        reader.open(server.url)
+    try:
+        if not _wait(lambda: all(r.started.is_set() for r in readers.values()), 10):
+            raise RuntimeError("restart scenario: not every reader started within 10 s")
+        writer = Writer(path, options["rate"], options["burst"], options["line_bytes"],
+                        progress)
+        third = total // 3
+        writer.write(third)
+        server.stop(graceful=options["graceful_restart"])
+        writer.write(third)  # while the server is down
+        server.start()
+        writer.write(total - 2 * third)
+        # Resuming readers must catch up; every reader gets the time to
+        # reconnect, unless its client gave up.
+        _wait(lambda: all(len({a[0] for a in r.received()}) >= total or r.gave_up()
+                          for (_, resume), r in readers.items() if resume), 20)
+        _wait(lambda: all(len(r.starts) > 1 or r.gave_up() for r in readers.values()), 20)
+        _settle(readers.values())
+    finally:
+        for reader in readers.values():
+            reader.close()
+    results = {}
+    for (name, resume), reader in readers.items():
+        delivery = _delivery(reader, total)
+        results.setdefault(name, {})["resume" if resume else "naive"] = {
+            "lost": delivery["lost"], "duplicated": delivery["duplicated"],
+            "reconnected": len(reader.starts) > 1}
+    return results
+
+
+def _settle(readers):
+    """Wait until no reader has received a line for SETTLE_SECONDS."""
+    counts = None
+    while True:
+        now = [len(r.received()) for r in readers]
+        if now == counts:
+            return
+        counts = now
+        time.sleep(SETTLE_SECONDS)
+
+
+def run(*, lines=1000, rate=500.0, burst=10, line_bytes=120, transports=tuple(TRANSPORTS),
+        restart=True, restart_lines=300, graceful_restart=False, setup_trials=5,
+        url=None, data_dir=None, progress=False):
+    """Compare the transports on a live server and return a Report.
+
+    Without ``url`` a server is started in a child process (and restarted
+    for the restart scenario); with ``url``, ``data_dir`` must be that
+    server's data directory, and the restart scenario is skipped.
+    """
+    from tqdm import tqdm
+
+    unknown = set(transports) - set(TRANSPORTS)
+    if unknown:
+        raise ValueError(f"unknown transport(s) {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(TRANSPORTS)}.")
+    if url and not data_dir:
+        raise ValueError("with url, give data_dir: the server's data directory, "
+                         "where compare writes its log files.")
+    if lines < 1 or rate <= 0 or burst < 1 or line_bytes < 40:
+        raise ValueError("lines and burst must be 1 or more, rate above 0, "
+                         "line_bytes 40 or more (room for the sequence number and time).")
+    options = dict(lines=lines, rate=rate, burst=burst, line_bytes=line_bytes,
+                   restart=bool(restart and not url), restart_lines=restart_lines,
+                   graceful_restart=graceful_restart, setup_trials=setup_trials,
+                   transports=list(transports), url=url)
+    restart = options["restart"]
+    bar = tqdm(total=lines * len(transports) + (restart_lines if restart else 0),
+               unit="line", desc="compare", disable=not progress, leave=False)
+    with _quiet_clients(), tempfile.TemporaryDirectory(prefix="logstream-compare-") as scratch:
+        server = None
+        if url:
+            data_dir = Path(data_dir)
+            target = _host_port(url)
+            cpu_seconds = server_cpu_reader(url)
+        else:
+            data_dir = Path(data_dir or Path(scratch) / "logs")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            server = ServerProcess(data_dir, log_path=Path(scratch) / "server.log").start()
+            target = (server.host, server.port)
+            cpu_seconds = server.cpu_seconds
+        try:
+            results = []
+            for name in transports:
+                make_reader = TRANSPORTS[name][1]
+                bar.set_description(f"{name}: set-up")
+                setup, setup_bytes = _measure_setup(name, make_reader, target, data_dir,
+                                                    setup_trials)
+                bar.set_description(f"{name}: streaming")
+                result = _measure_stream(name, make_reader, target, data_dir, options,
+                                         cpu_seconds, bar)
+                result.setup_ms, result.setup_bytes = setup * 1000, setup_bytes
+                results.append(result)
+            if restart:
+                bar.set_description("restart")
+                for name, outcome in _measure_restart(transports, server, data_dir,
+                                                      options, bar).items():
+                    next(r for r in results if r.transport == name).restart = outcome
+        finally:
+            bar.close()
+            if server is not None:
+                server.stop()
+    return Report(machine=_machine(), parameters=options, transports=results)
+
+
+def _host_port(url):
+    import httpx
+    parsed = httpx.URL(url)
+    return parsed.host, parsed.port or 80
+
+
+def _machine():
+    return {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "processor": platform.processor() or None}
+
+
+@click.command()
+@click.option("--lines", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Lines streamed over each transport.")
+@click.option("--rate", default=500.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Lines written per second.")
+@click.option("--burst", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Lines per write to the log (a logger flushing its buffer).")
+@click.option("--line-bytes", default=120, show_default=True, type=click.IntRange(min=40),
+              help="Size of each line, newline included.")
+@click.option("--transport", "transports", multiple=True, type=click.Choice(list(TRANSPORTS)),
+              help="Compare only these (repeatable); all by default.")
+@click.option("--restart-lines", default=300, show_default=True, type=click.IntRange(min=3),
+              help="Lines written during the restart scenario, a third while the server is down.")
+@click.option("--graceful/--crash", "graceful_restart", default=False, show_default=True,
+              help="Restart with SIGINT (the server closes its connections) or SIGKILL.")
+@click.option("--no-restart", is_flag=True, help="Skip the server restart scenario.")
+@click.option("--setup-trials", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Fresh connections timed for the set-up time (the median is shown).")
+@click.option("--url", help="Measure a running server instead of starting one "
+                            "(needs --data-dir; skips the restart).")
+@click.option("--data-dir", type=click.Path(file_okay=False),
+              help="With --url, that server's data directory (compare writes cmp-*.log there).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False),
+              help="Also draw latencies and bytes per line into this PNG file.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar on stderr.")
+def compare(lines, rate, burst, line_bytes, transports, restart_lines, graceful_restart,
+            no_restart, setup_trials, url, data_dir, as_json, plot, progress):
+    """Measure WebSocket, SSE and long-polling on a live server, side by side."""
+    if url and not data_dir:
+        raise click.UsageError("--url needs --data-dir: the server's data directory, "
+                               "where compare writes the lines it streams.")
+    try:
+        report = run(lines=lines, rate=rate, burst=burst, line_bytes=line_bytes,
+                     transports=transports or tuple(TRANSPORTS), restart=not no_restart,
+                     restart_lines=restart_lines, graceful_restart=graceful_restart,
+                     setup_trials=setup_trials, url=url, data_dir=data_dir,
+                     progress=progress)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(report.table())
+    if plot:
+        try:
+            report.plot(plot)
+        except ImportError as exc:
+            raise click.ClickException(
+                "--plot needs matplotlib: pip install 'logstream[lessons]'.") from exc
+        click.echo(f"plot written to {plot}", err=as_json)
+
