@@ -33,6 +33,7 @@ class LogstreamState:
     hub: StreamHub
     simulator: Simulator
     line_counts: LineCounts
+    limits: Limits
     shutdown_hooks: list = field(default_factory=list)
 
 
@@ -62,7 +63,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     app.extensions["logstream"] = LogstreamState(
         data_dir=data_dir, hub=hub,
         simulator=Simulator(data_dir, line_interval=line_interval),
-        line_counts=LineCounts())
+        line_counts=LineCounts(), limits=limits)
 
     socketio = SocketIO(
         app, async_mode="threading",

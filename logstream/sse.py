@@ -45,6 +45,41 @@ def status_frame(payload, retry_ms=None):
     return f"{fields}event: status\ndata: {json.dumps(payload)}\n\n"
 
 
+class Backlog:
+    """One SSE response's queue of frames, bounded by the number of lines waiting in it."""
+
+    def __init__(self, max_lines):
+        self.max_lines = max_lines
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._lines = 0
+
+    def put(self, frame, lines=0):
+        """Queue a frame holding `lines` lines; return False, queuing nothing, when full."""
+        with self._lock:
+            if lines and self._lines + lines > self.max_lines:
+                return False
+            self._lines += lines
+        self._queue.put((frame, lines))
+        return True
+
+    def get(self, timeout):
+        """Return the next frame, or raise queue.Empty after timeout seconds."""
+        frame, lines = self._queue.get(timeout=timeout)
+        with self._lock:
+            self._lines -= lines
+        return frame
+
+    def lag(self, deployment_id, last_line, skipped):
+        """End this stream with a lagging status whose id makes EventSource resume after last_line."""
+        payload = {"type": "lagging", "deployment_id": deployment_id, "last_line": last_line,
+                   "skipped": skipped,
+                   "message": f"Too many lines were waiting for you, so this stream ends after "
+                              f"line {last_line}; reconnect with Last-Event-ID: {last_line}."}
+        self._queue.put((f"id: {last_line}\nevent: status\ndata: {json.dumps(payload)}\n\n", 0))
+        self._queue.put((_CLOSE, 0))
+
+
 class SSEOutlet:
     """Copy a follower's lines into the queue of every SSE response for that deployment."""
 
@@ -72,7 +107,11 @@ class SSEOutlet:
         # One string per read: a batch of lines is one write to the socket.
         frames = "".join(line_frame(n, text) for n, text in lines)
         for q in self._queues_of(deployment_id):
-            q.put(frames)
+            if not q.put(frames, len(lines)):
+                # A slow reader: stop feeding it; EventSource comes back with
+                # Last-Event-ID and catches up from disk.
+                self.remove(deployment_id, q)
+                q.lag(deployment_id, lines[0][0] - 1, len(lines))
 
     def status(self, deployment_id, payload):
         frame = status_frame(dict(payload, deployment_id=deployment_id))
@@ -83,7 +122,7 @@ class SSEOutlet:
         with self._lock:
             queues = [q for qs in self._queues.values() for q in qs]
         for q in queues:
-            q.put(_CLOSE)
+            q.put(_CLOSE)  # an uncounted frame: always accepted
 
 
 def _client_gone(sock):
@@ -140,7 +179,7 @@ def events(deployment_id):
     outlet = current_app.extensions["logstream.sse"]
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
     sock = request.environ.get("werkzeug.socket")
-    q = queue.SimpleQueue()
+    q = Backlog(state.limits.max_backlog)
     key = object()
 
     def on_attach(history, first_line, next_line):
@@ -148,8 +187,14 @@ def events(deployment_id):
         q.put(status_frame({"type": "streaming_started", "deployment_id": deployment_id,
                             "first_line": first_line, "next_line": next_line},
                            retry_ms=RETRY_MS))
+        sent = first_line - 1
         for lines in history:
-            q.put("".join(line_frame(n, text) for n, text in lines))
+            if not q.put("".join(line_frame(n, text) for n, text in lines), len(lines)):
+                # More history than one stream may queue: send the rest after
+                # EventSource reconnects, so memory stays bounded.
+                q.lag(deployment_id, sent, next_line - 1 - sent)
+                return
+            sent = lines[-1][0]
         outlet.add(deployment_id, q)
 
     try:

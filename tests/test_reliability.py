@@ -370,3 +370,51 @@ def test_gunicorn_with_threads_serves_and_streams(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def test_sse_catches_up_over_a_huge_history_in_bounded_pieces(make_server):
+    from httpx_sse import connect_sse
+
+    server = make_server(limits=Limits(max_backlog=1000))
+    (server.data_dir / "big.log").write_text("".join(f"b {i}\n" for i in range(1, 5001)))
+    received, last_id, rounds = [], "0", 0
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        while len(received) < 5000 and rounds < 20:
+            rounds += 1
+            # What EventSource does by itself: reconnect with Last-Event-ID.
+            with connect_sse(http, "GET", "/deployments/big/events",
+                             headers={"Last-Event-ID": last_id}) as source:
+                for event in source.iter_sse():
+                    if event.id:
+                        last_id = event.id
+                    if event.event == "message":
+                        received.append(json.loads(event.data)["line"])
+                    if len(received) == 5000:
+                        break
+    assert received == list(range(1, 5001))
+    assert rounds == 5  # 1000 lines a round: never more than the backlog queued
+
+
+def test_sse_slow_reader_is_cut_off_and_told_where_to_resume(make_server):
+    server = make_server(limits=Limits(max_backlog=500))
+    log = server.data_dir / "fast.log"
+    log.write_text("")
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(b"GET /deployments/fast/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    sse_outlet = server.app.extensions["logstream.sse"]
+    wait_until(lambda: sse_outlet._queues_of("fast"), message="the stream to attach")
+    with open(log, "a") as fp:
+        for i in range(1, 20_001):
+            fp.write(f"{i} {'q' * 500}\n")
+    wait_until(lambda: not sse_outlet._queues_of("fast"), timeout=30,
+               message="the slow reader to be dropped")
+    sock.settimeout(10)
+    data = b""
+    while b'"type": "lagging"' not in data:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "the stream ended without a lagging status"
+        data += chunk
+    sock.close()
+    tail = data[data.index(b"lagging") - 200:].decode(errors="replace")
+    assert "event: status" in tail and "Last-Event-ID" in tail
