@@ -157,7 +157,9 @@ class LogClient:
 
     def close(self):
         """Close the connection and stop reconnecting."""
-        self.sio.disconnect()
+        # disconnect() alone leaves a client that is between reconnection
+        # attempts trying again forever; shutdown() stops those too.
+        self.sio.shutdown()
 
     def __enter__(self):
         return self.connect() if not self.sio.connected else self
