@@ -41,6 +41,12 @@ class Subscription:
             self._ready = True
             self._drain()
 
+    def _restarting(self):
+        with self._cond:
+            # After a reconnect, history can overtake the reply that says
+            # where it starts: hold lines back until that reply arrives.
+            self._ready = False
+
     def _receive(self, items):
         with self._cond:
             for item in items:
@@ -103,14 +109,17 @@ class LogClient:
     """A python-socketio client for a logstream server.
 
     Use it as a context manager. ``follow()`` joins a deployment's room;
-    after a dropped connection the client reconnects by itself and resumes
-    every subscription after its last line, so nothing is lost or repeated.
+    after a dropped connection, or a server that stopped and came back, the
+    client reconnects by itself and resumes every subscription after its
+    last line, so nothing is lost or repeated.
     """
 
     def __init__(self, url, *, transports=("websocket",), token=None, reconnection=True):
         self.url = url
         self.transports = list(transports)
         self.token = token
+        self.reconnection = reconnection
+        self._closing = threading.Event()
         self.sio = socketio.Client(reconnection=reconnection,
                                    reconnection_delay=0.2, reconnection_delay_max=2)
         self.subscriptions = {}
@@ -125,6 +134,16 @@ class LogClient:
             # Runs after every reconnect too: resume after the last line seen.
             for sub in list(self.subscriptions.values()):
                 self._request(sub, sub.last_line or None, wait=False)
+
+        @sio.on("disconnect")
+        def on_disconnect(reason=None):
+            # python-socketio reconnects after a dropped transport, but not
+            # when the server closes the connection, and a logstream server
+            # only does that when it stops: come back when it restarts.
+            if (reason == sio.reason.SERVER_DISCONNECT and self.reconnection
+                    and not self._closing.is_set()):
+                threading.Thread(target=self._reconnect, daemon=True,
+                                 name="logclient:reconnect").start()
 
         @sio.on("new_log")
         def on_new_log(data):
@@ -150,13 +169,29 @@ class LogClient:
 
     def connect(self, timeout=10):
         """Open the connection."""
+        self._closing.clear()
+        return self._open(timeout)
+
+    def _open(self, timeout=10):
         self.sio.connect(self.url, transports=self.transports,
                          auth={"token": self.token} if self.token else None,
                          wait_timeout=timeout)
         return self
 
+    def _reconnect(self, delay=0.2, delay_max=2.0):
+        while not self._closing.wait(delay):
+            try:
+                self._open()
+            except socketio.exceptions.ConnectionError:
+                delay = min(delay * 2, delay_max)
+                continue
+            if self._closing.is_set():  # closed while this attempt was under way
+                self.sio.disconnect()
+            return
+
     def close(self):
         """Close the connection and stop reconnecting."""
+        self._closing.set()
         # disconnect() alone leaves a client that is between reconnection
         # attempts trying again forever; shutdown() stops those too.
         self.sio.shutdown()
@@ -189,6 +224,7 @@ class LogClient:
 
     def _request(self, sub, since, wait, timeout=10):
         request = {"deployment_id": sub.deployment_id, "batch": sub.batch}
+        sub._restarting()
         if since is not None:
             request["since"] = since
 
