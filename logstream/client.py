@@ -32,10 +32,11 @@ class Subscription:
 
     def _started(self, status):
         with self._cond:
-            if status["first_line"] <= self.last_line:
-                # The file was truncated or replaced while we were away.
-                self._pending = {n: m for n, m in self._pending.items()
-                                 if n >= status["first_line"]}
+            # Lines before first_line are resends; if first_line is at or
+            # below last_line, the file was truncated or replaced while we
+            # were away and numbering started again.
+            self._pending = {n: m for n, m in self._pending.items()
+                             if n >= status["first_line"]}
             self.last_line = status["first_line"] - 1
             self.started = status
             self._ready = True
@@ -50,7 +51,9 @@ class Subscription:
     def _receive(self, items):
         with self._cond:
             for item in items:
-                if item["line"] > self.last_line:
+                # Until the server says where the stream starts, keep every
+                # line: after a truncation, numbers restart below last_line.
+                if not self._ready or item["line"] > self.last_line:
                     self._pending[item["line"]] = item["message"]
             if self._ready:
                 self._drain()
