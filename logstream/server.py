@@ -108,7 +108,13 @@ def shutdown_app(app):
     for hook in state.shutdown_hooks:
         hook()
     socketio = app.extensions["socketio"]
-    socketio.server.eio.disconnect()
+    eio = socketio.server.eio
+    for sock in list(eio.sockets.values()):
+        # eio.disconnect() waits for each socket's writer thread to send the
+        # close packet, forever if that thread has already ended (a client
+        # leaving as the server stops), so queue the packet and move on.
+        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    eio.sockets = {}
     socketio.server.shutdown()
 
 
