@@ -102,6 +102,7 @@ class LogPane(widgets.VBox):
         self.min_render_interval = 1.0 / max_renders_per_second
         self.renders = 0            # how many times the widgets were updated
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._buffer = collections.deque(maxlen=maxlen)
         self._count = 0
         self._version = 0           # bumped whenever the buffer changes
@@ -283,6 +284,14 @@ class LogPane(widgets.VBox):
         self._request_render()
         return self
 
+    def wait_for(self, count, timeout=10):
+        """Wait until count lines have arrived (since the last Clear); return the pane."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._count >= count, timeout):
+                raise TimeoutError(f"{self.deployment_id}: {self._count} of {count} lines "
+                                   f"arrived in {timeout} s (status: {self._status()}).")
+        return self
+
     def on_render(self, callback):
         """Call callback(pane) on the render thread after each render."""
         self._listeners.append(callback)
@@ -318,6 +327,7 @@ class LogPane(widgets.VBox):
             self._count += 1
             self._version += 1
             self._last_line = number
+            self._arrived.notify_all()
             _, phase = describe_line(message)
             if phase is not None:
                 self._phase = phase
@@ -502,6 +512,9 @@ class Dashboard(widgets.VBox):
         for child in LogPane._descendants(self):
             child.close()
         super().close()
+
+    def __repr__(self):
+        return f"<Dashboard of {len(self.panes)} panes on {self.url}>"
 
     def _add_picked(self):
         if not self.picker.value:
