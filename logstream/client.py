@@ -39,19 +39,30 @@ class Subscription:
                 # numbering starts again.
                 self._pending = {n: m for n, m in self._pending.items() if n >= first}
                 self.last_line = first - 1
-            elif not self._ready:
-                # The first reply says where history starts. (Later replies
-                # must not move last_line: lines before `since` may still be
-                # on their way, and the reply can arrive after the history.)
+            elif since is None:
+                # Asked for the tail: the reply says where history starts.
+                # (With since, last_line stays: lines up to since may still
+                # be on their way, and the reply can overtake the history.)
                 self.last_line = max(self.last_line, first - 1)
+            # Lines held back before this reply that are at or below
+            # last_line are resends.
+            self._pending = {n: m for n, m in self._pending.items() if n > self.last_line}
             self.started = status
             self._ready = True
             self._drain()
 
+    def _restarting(self):
+        with self._cond:
+            # After a reconnect, history can overtake the reply that says
+            # where it starts: hold lines back until that reply arrives.
+            self._ready = False
+
     def _receive(self, items):
         with self._cond:
             for item in items:
-                if item["line"] > self.last_line:
+                # Until the server says where the stream starts, keep every
+                # line: after a truncation, numbers restart below last_line.
+                if not self._ready or item["line"] > self.last_line:
                     self._pending[item["line"]] = item["message"]
             if self._ready:
                 self._drain()
@@ -110,14 +121,17 @@ class LogClient:
     """A python-socketio client for a logstream server.
 
     Use it as a context manager. ``follow()`` joins a deployment's room;
-    after a dropped connection the client reconnects by itself and resumes
-    every subscription after its last line, so nothing is lost or repeated.
+    after a dropped connection, or a server that stopped and came back, the
+    client reconnects by itself and resumes every subscription after its
+    last line, so nothing is lost or repeated.
     """
 
     def __init__(self, url, *, transports=("websocket",), token=None, reconnection=True):
         self.url = url
         self.transports = list(transports)
         self.token = token
+        self.reconnection = reconnection
+        self._closing = threading.Event()
         self.sio = socketio.Client(reconnection=reconnection,
                                    reconnection_delay=0.2, reconnection_delay_max=2)
         self.subscriptions = {}
@@ -132,6 +146,16 @@ class LogClient:
             # Runs after every reconnect too: resume after the last line seen.
             for sub in list(self.subscriptions.values()):
                 self._request(sub, sub.last_line, wait=False)
+
+        @sio.on("disconnect")
+        def on_disconnect(reason=None):
+            # python-socketio reconnects after a dropped transport, but not
+            # when the server closes the connection, and a logstream server
+            # only does that when it stops: come back when it restarts.
+            if (reason == sio.reason.SERVER_DISCONNECT and self.reconnection
+                    and not self._closing.is_set()):
+                threading.Thread(target=self._reconnect, daemon=True,
+                                 name="logclient:reconnect").start()
 
         @sio.on("new_log")
         def on_new_log(data):
@@ -166,6 +190,10 @@ class LogClient:
 
     def connect(self, timeout=10):
         """Open the connection; a refusal raises ConnectionError with the server's reason."""
+        self._closing.clear()
+        return self._open(timeout)
+
+    def _open(self, timeout=10):
         self.refusal = None
         try:
             self.sio.connect(self.url, transports=self.transports,
@@ -178,9 +206,23 @@ class LogClient:
                 else str(error)) from error
         return self
 
+    def _reconnect(self, delay=0.2, delay_max=2.0):
+        while not self._closing.wait(delay):
+            try:
+                self._open()
+            except socketio.exceptions.ConnectionError:
+                delay = min(delay * 2, delay_max)
+                continue
+            if self._closing.is_set():  # closed while this attempt was under way
+                self.sio.disconnect()
+            return
+
     def close(self):
         """Close the connection and stop reconnecting."""
-        self.sio.disconnect()
+        self._closing.set()
+        # disconnect() alone leaves a client that is between reconnection
+        # attempts trying again forever; shutdown() stops those too.
+        self.sio.shutdown()
 
     def __enter__(self):
         return self.connect() if not self.sio.connected else self
@@ -210,6 +252,7 @@ class LogClient:
 
     def _request(self, sub, since, wait, timeout=10):
         request = {"deployment_id": sub.deployment_id, "batch": sub.batch}
+        sub._restarting()
         if since is not None:
             request["since"] = since
 

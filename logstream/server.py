@@ -109,12 +109,15 @@ def shutdown_app(app):
     state.hub.stop()
     for hook in state.shutdown_hooks:
         hook()
-    eio = app.extensions["socketio"].server.eio
-    for socket in list(eio.sockets.values()):
-        # Without waiting: a long-polling client that never polls again
-        # would keep its queue, and a waiting close, open for ever.
-        socket.close(wait=False, abort=True)
-    eio.shutdown()
+    socketio = app.extensions["socketio"]
+    eio = socketio.server.eio
+    for sock in list(eio.sockets.values()):
+        # eio.disconnect() waits for each socket's writer thread to send the
+        # close packet, forever if that thread has already ended (a client
+        # leaving as the server stops), so queue the packet and move on.
+        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    eio.sockets = {}
+    socketio.server.shutdown()
 
 
 def _quiet_logging():

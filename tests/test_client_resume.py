@@ -1,0 +1,57 @@
+"""LogClient across server restarts and truncations: every line once, never stalled."""
+
+import threading
+
+from conftest import append, wait_until
+from logstream.client import LogClient
+from logstream.server import start_server
+
+
+def reconnect_threads():
+    return [t for t in threading.enumerate() if t.name == "logclient:reconnect"]
+
+
+def test_a_client_comes_back_after_a_restart_and_keeps_streaming(tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text("before 1\n")
+    first = start_server(data_dir=tmp_path)
+    client = LogClient(first.url).connect()
+    try:
+        sub = client.follow("app", since=0)
+        assert sub.get(5) == (1, "before 1")
+        first.stop()
+        wait_until(lambda: not client.connected)
+        append(log, "while down 2\n")
+        with start_server(data_dir=tmp_path, port=first.port):
+            wait_until(lambda: client.connected, timeout=15, message="the reconnection")
+            assert sub.get(5) == (2, "while down 2")
+            # Before the fix the resume's ack arrived after its history,
+            # moved last_line back and every later line stayed pending.
+            append(log, "after 3\nafter 4\n")
+            assert sub.take(2, timeout=5) == [(3, "after 3"), (4, "after 4")]
+            assert sub.drain() == []
+    finally:
+        client.close()
+        first.stop()
+
+
+def test_since_beyond_the_end_gets_the_whole_new_file(server, logs, connect):
+    # The client had line 999 of a file that was replaced by a shorter one.
+    deployment_id, _ = logs.make(5)
+    sub = connect().follow(deployment_id, since=999)
+    assert sub.started["first_line"] == 1
+    assert sub.take(5, timeout=5) == [(n, f"line {n}") for n in range(1, 6)]
+
+
+def test_close_stops_a_client_that_is_waiting_for_its_server(tmp_path):
+    (tmp_path / "app.log").write_text("one\n")
+    first = start_server(data_dir=tmp_path)
+    client = LogClient(first.url).connect()
+    client.follow("app")
+    first.stop()
+    wait_until(lambda: reconnect_threads(), message="the client to start reconnecting")
+    client.close()
+    wait_until(lambda: not reconnect_threads(), message="the reconnection to give up")
+    with start_server(data_dir=tmp_path, port=first.port) as second:
+        assert second.socketio.server.manager.rooms.get("/", {}) == {}
+        assert not client.connected

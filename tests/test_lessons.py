@@ -1,0 +1,61 @@
+"""The lessons keep their shape: no committed outputs, the same opening and ending."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+LESSONS = sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+
+
+def test_there_are_lessons():
+    assert len(LESSONS) >= 7
+
+
+@pytest.fixture(params=LESSONS, ids=[path.stem for path in LESSONS])
+def lesson(request):
+    return nbformat.read(request.param, as_version=4)
+
+
+def markdown(lesson):
+    return "\n".join(cell.source for cell in lesson.cells if cell.cell_type == "markdown")
+
+
+def test_outputs_are_not_committed(lesson):
+    code = [cell for cell in lesson.cells if cell.cell_type == "code"]
+    assert all(cell.outputs == [] and cell.execution_count is None for cell in code)
+    assert lesson.metadata.kernelspec.name == "python3"
+    nbformat.validate(lesson)
+
+
+def test_a_lesson_is_short_and_opens_with_what_and_why(lesson):
+    assert 10 <= len(lesson.cells) <= 25
+    opening = lesson.cells[0].source
+    assert re.match(r"# [A-Z][a-z]+ ", opening), "a title in sentence case"
+    for heading in ("What you'll learn", "What you'll do", "What you'll need"):
+        assert heading in opening
+
+
+def test_a_lesson_ends_with_a_recap_and_a_checked_exercise(lesson):
+    text = markdown(lesson)
+    assert "## Recap" in text and "## Exercise" in text
+    exercise = next(i for i, cell in enumerate(lesson.cells) if "## Exercise" in cell.source)
+    after = [cell.source for cell in lesson.cells[exercise:] if cell.cell_type == "code"]
+    assert any(re.search(r"^answer = ", source, re.M) for source in after)
+    assert any(re.search(r"^assert .*answer", source, re.M) for source in after)
+
+
+def test_a_lesson_runs_its_own_quiet_server_and_stops_it(lesson):
+    code = "\n".join(cell.source for cell in lesson.cells if cell.cell_type == "code")
+    assert "start_server(" in code
+    assert all("quiet=True" in call for call in re.findall(r"start_server\([^)]*\)", code))
+    assert "server.stop()" in lesson.cells[-1].source
+
+
+def test_the_maps_list_every_lesson():
+    readme = (NOTEBOOKS / "README.md").read_text()
+    start_here = markdown(nbformat.read(NOTEBOOKS / "00-start-here.ipynb", as_version=4))
+    for path in LESSONS:
+        assert f"]({path.name})" in readme and f"]({path.name})" in start_here, path.name
