@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from PyPI's.
 CONDA_TO_PYPI = {"redis-py": "redis"}
 # Extras of our dependencies spelled out as packages in environment.yml.
-EXTRA_EXPANSIONS = {"python-socketio[client]": {"requests", "websocket-client"}}
+EXTRA_EXPANSIONS = {"python-socketio[client]": {"requests"}}
 
 
 def normalise(name):
