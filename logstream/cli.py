@@ -41,5 +41,9 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll):
         pass
 
 
+from .bench import bench  # noqa: E402  (registered last so the group exists)
+
+main.add_command(bench)
+
 if __name__ == "__main__":
     main()
