@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import click
 import psutil
 
-from .bench_client import stamped_line, worker_main
+from .bench_client import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
 
 LINE_BYTES = 100
 SETTLE_SECONDS = 0.2      # lets a seed-style tailer open the file before lines arrive
@@ -256,12 +256,17 @@ class ClientPool:
 
 def write_burst(path, count, line_bytes=LINE_BYTES):
     """Append count stamped lines as fast as possible, a chunk per write."""
+    # Only the stamp is new per chunk, so the writer outruns the server.
+    bodies = line_bodies(line_bytes)
+    kinds = len(bodies)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         for start in range(0, count, WRITE_CHUNK_LINES):
-            stamp = time.time_ns()
-            os.write(fd, "".join(stamped_line(seq, line_bytes, stamp) for seq in
-                                 range(start, min(start + WRITE_CHUNK_LINES, count))).encode())
+            stamp = f"{time.time_ns():0{STAMP_DIGITS}d} "
+            chunk = "".join([f"{stamp}{seq:0{SEQ_DIGITS}d} {(seq * 2654435761) & 0xFFFFFFFF:08x} "
+                             f"{bodies[seq % kinds]}\n"
+                             for seq in range(start, min(start + WRITE_CHUNK_LINES, count))])
+            os.write(fd, chunk.encode())
     finally:
         os.close(fd)
 

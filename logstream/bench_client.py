@@ -8,6 +8,7 @@ and hands whole messages to its caller on the caller's thread.
 """
 
 import base64
+import functools
 import json
 import os
 import socket
@@ -217,10 +218,32 @@ PROGRESS_SECONDS = 0.25
 MAX_SAMPLES = 50_000
 
 
-def stamped_line(seq, line_bytes, stamp_ns=None):
-    """Return one benchmark line: wall-clock stamp, sequence number, padding."""
-    head = f"{stamp_ns or time.time_ns():0{STAMP_DIGITS}d} {seq:0{SEQ_DIGITS}d} "
-    return head + "x" * max(0, line_bytes - len(head) - 1) + "\n"
+# Log-like text after the stamp, so compression sees something like real logs.
+BODIES = (
+    "INFO  [clone] Receiving objects: 41% (168/410)",
+    "INFO  [install] Collecting requests>=2.3",
+    "INFO  [build] Step 4/10 : RUN pip install -r requirements.txt",
+    "INFO  [test] tests/test_orders.py::test_case_17 PASSED",
+    "WARN  [health] Health check 3/10: GET /healthz took 1240ms",
+    "INFO  [deploy] Replica 2/3 is running",
+    "ERROR [test] tests/test_users.py::test_case_9 FAILED",
+    "INFO  [health] Health check 7/10: GET /healthz 200 OK (12ms)",
+)
+HEAD_BYTES = STAMP_DIGITS + 1 + SEQ_DIGITS + 1 + 8 + 1
+
+
+@functools.lru_cache(maxsize=8)
+def line_bodies(line_bytes):
+    """Return the bodies padded so every line is line_bytes long, newline included."""
+    width = max(1, line_bytes - HEAD_BYTES - 1)
+    return tuple(body[:width].ljust(width) for body in BODIES)
+
+
+def stamped_line(seq, line_bytes=100, stamp_ns=None):
+    """Return one benchmark line: wall-clock stamp, sequence number, a request id, log text."""
+    bodies = line_bodies(line_bytes)
+    return (f"{stamp_ns or time.time_ns():0{STAMP_DIGITS}d} {seq:0{SEQ_DIGITS}d} "
+            f"{(seq * 2654435761) & 0xFFFFFFFF:08x} {bodies[seq % len(bodies)]}\n")
 
 
 def stream_job(job, conn):
