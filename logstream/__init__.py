@@ -11,6 +11,7 @@ from .deployments import LineCounts
 from .hub import StreamHub
 from .lines import DEFAULT_MAX_LINE_BYTES
 from .simulator import Simulator
+from .transport import LogPacket
 
 __version__ = "0.1.0"
 
@@ -60,6 +61,8 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         # None keeps Socket.IO same-origin; an allowlist opens it to those only.
         cors_allowed_origins=list(cors) if cors else None,
         max_http_buffer_size=MAX_MESSAGE_BYTES,
+        # Encodes the followers' pre-encoded payloads without walking them.
+        serializer=LogPacket,
         logger=False, engineio_logger=False)
     events.register_events(socketio, hub)
     sse_outlet = sse.SSEOutlet()

@@ -1,5 +1,6 @@
 """Socket.IO events: join a deployment's room, receive its lines, ping the server."""
 
+import json
 import logging
 import threading
 import time
@@ -9,6 +10,7 @@ from flask import request
 from flask_socketio import emit
 
 from .deployments import UnknownDeployment
+from .transport import RawJSON
 from .validation import (RequestError, start_streaming_request,
                          stop_streaming_request)
 
@@ -16,6 +18,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_TAIL = 50
 ATTACH_TIMEOUT = 10.0
+# What json.dumps uses for strings by default, so the text below is byte for
+# byte what json.dumps(..., separators=(",", ":")) would give.
+_quote = json.encoder.encode_basestring_ascii
 
 
 def line_room(deployment_id):
@@ -46,6 +51,24 @@ def batch_event(deployment_id, lines, historical=False):
     return payload
 
 
+def line_json(deployment_id, number, text, historical=False):
+    """Return the new_log payload already encoded, as line_event would encode."""
+    tail = ',"is_historical":true' if historical else ""
+    return RawJSON(f'{{"deployment_id":{_quote(deployment_id)},"line":{number},'
+                   f'"message":{_quote(text)}{tail}}}')
+
+
+def batch_json(deployment_id, lines, historical=False):
+    """Return the log_batch payload already encoded, as batch_event would encode.
+
+    Encoding the lines here, once per read, is several times faster than
+    letting Socket.IO walk and encode a list of dicts.
+    """
+    items = ",".join([f'{{"line":{n},"message":{_quote(text)}}}' for n, text in lines])
+    tail = ',"is_historical":true' if historical else ""
+    return RawJSON(f'{{"deployment_id":{_quote(deployment_id)},"lines":[{items}]{tail}}}')
+
+
 class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
@@ -58,12 +81,12 @@ class SocketOutlet:
 
     def publish(self, deployment_id, lines):
         if self.batch_members[deployment_id]:
-            self.socketio.emit("log_batch", batch_event(deployment_id, lines),
+            self.socketio.emit("log_batch", batch_json(deployment_id, lines),
                                to=batch_room(deployment_id))
         if self.line_members[deployment_id]:
             room = line_room(deployment_id)
             for number, text in lines:
-                self.socketio.emit("new_log", line_event(deployment_id, number, text),
+                self.socketio.emit("new_log", line_json(deployment_id, number, text),
                                    to=room)
 
     def status(self, deployment_id, payload):
@@ -138,12 +161,12 @@ def register_events(socketio, hub):
             socketio.emit("status", status, to=sid)
             for lines in history:
                 if batch:
-                    socketio.emit("log_batch", batch_event(deployment_id, lines, True),
+                    socketio.emit("log_batch", batch_json(deployment_id, lines, True),
                                   to=sid)
                 else:
                     for number, text in lines:
                         socketio.emit("new_log",
-                                      line_event(deployment_id, number, text, True),
+                                      line_json(deployment_id, number, text, True),
                                       to=sid)
             socketio.server.enter_room(
                 sid, batch_room(deployment_id) if batch else line_room(deployment_id),
