@@ -11,7 +11,7 @@ from .deployments import LineCounts
 from .hub import StreamHub
 from .lines import DEFAULT_MAX_LINE_BYTES
 from .simulator import Simulator
-from .transport import LogPacket
+from .transport import LogPacket, install as install_transport
 
 __version__ = "0.1.0"
 
@@ -64,6 +64,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         # Encodes the followers' pre-encoded payloads without walking them.
         serializer=LogPacket,
         logger=False, engineio_logger=False)
+    install_transport(socketio)
     events.register_events(socketio, hub)
     sse_outlet = sse.SSEOutlet()
     hub.outlets.append(sse_outlet)
