@@ -259,18 +259,20 @@ def stream_job(job, conn):
              "first_ns": None, "last_ns": None}
     stamp_end, seq_start, seq_end = STAMP_DIGITS, STAMP_DIGITS + 1, STAMP_DIGITS + 1 + SEQ_DIGITS
 
-    def take(lines, now):
-        # lines: (number or None, text); inlined bookkeeping keeps the client cheap.
+    numbered = job.get("batch") is not None  # the seed's lines carry no number
+
+    def take(items, now):
+        # Bookkeeping in locals: the client must stay cheaper than the server.
         received = duplicates = out_of_order = malformed = misnumbered = 0
         highest = state["highest"]
-        for number, text in lines:
+        for item in items:
             try:
-                stamp = int(text[:stamp_end])
+                text = item["message"]
                 seq = int(text[seq_start:seq_end])
-            except (ValueError, TypeError):
-                malformed += 1
-                continue
-            if not 0 <= seq < expect:
+                if not 0 <= seq < expect:
+                    raise ValueError(seq)
+                stamp = int(text[:stamp_end]) if seq % stride == 0 else None
+            except (KeyError, ValueError, TypeError):
                 malformed += 1
                 continue
             if seen[seq]:
@@ -282,9 +284,9 @@ def stream_job(job, conn):
                 out_of_order += 1
             else:
                 highest = seq
-            if number is not None and number != seq + 1:
+            if numbered and item.get("line") != seq + 1:
                 misnumbered += 1
-            if seq % stride == 0:
+            if stamp is not None:
                 latencies.append(now - stamp)
         state["highest"] = highest
         state["received"] += received
@@ -298,11 +300,10 @@ def stream_job(job, conn):
         if not message.startswith(b"42["):
             return
         event, *args = json.loads(message[2:])
-        data = args[0] if args else None
         if event == "log_batch":
-            take([(item.get("line"), item.get("message")) for item in data["lines"]], now)
+            take(args[0]["lines"], now)
         elif event == "new_log":
-            take([(data.get("line"), data.get("message"))], now)
+            take(args, now)
         else:
             return
         state["messages"] += 1
