@@ -12,6 +12,10 @@ from socketio.packet import Packet
 from wsproto.extensions import PerMessageDeflate
 
 
+# How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
+_quote = json.encoder.encode_basestring_ascii
+
+
 class RawJSON(str):
     """JSON text that goes into a Socket.IO packet as it is, not as a string."""
 
@@ -23,9 +27,16 @@ class _PacketJSON:
 
     @staticmethod
     def dumps(obj, **kwargs):
+        if type(obj) is list and len(obj) == 2 and type(obj[1]) is RawJSON \
+                and type(obj[0]) is str:
+            return f"[{_quote(obj[0])},{obj[1]}]"  # [event, payload]: every line's shape
         if isinstance(obj, list) and any(type(item) is RawJSON for item in obj):
-            return "[" + ",".join(item if type(item) is RawJSON else json.dumps(item, **kwargs)
-                                  for item in obj) + "]"
+            # The event name is a plain str: quoting it directly skips the
+            # JSONEncoder that json.dumps would build for every line.
+            return "[" + ",".join(
+                item if type(item) is RawJSON
+                else _quote(item) if type(item) is str else json.dumps(item, **kwargs)
+                for item in obj) + "]"
         return json.dumps(obj, **kwargs)
 
 
