@@ -555,18 +555,18 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
                                        disable=None if progress is None else not progress,
                                        file=sys.stderr, leave=False, mininterval=0.25))
         bar.set_description("starting servers and clients")
-        pool = ClientPool(clients + 1)
-        stack.callback(pool.close)
-        benches = {}
+        targets = {}
         for design in designs:
             if design == "logstream" and url:
-                target = Target.existing(url, data_dir)
+                targets[design] = Target.existing(url, data_dir)
             else:
                 folder = os.path.join(temp, design)
                 os.makedirs(folder)
-                target = Target.start(design, folder)
-                stack.callback(target.stop)
-            benches[design] = Bench(pool, target, deflate, bar)
+                targets[design] = Target.start(design, folder)
+                stack.callback(targets[design].stop)
+        pool = ClientPool(clients + 1)
+        stack.callback(pool.close)
+        benches = {design: Bench(pool, target, deflate, bar) for design, target in targets.items()}
         # Interleave the designs scenario by scenario: a noisy neighbour then
         # slows both alike, and the ratios stay fair.
         for step in range(max(len(plan) for plan in plans.values())):

@@ -59,6 +59,7 @@ class WireClient:
         self._inflate = None
         self._reset_inflate = False
         self._ack_id = 0
+        self.inflated = 0  # how many messages arrived compressed
         self._handshake(deflate)
         opened = self.recv_text()
         if not opened.startswith(b"0"):
@@ -156,6 +157,7 @@ class WireClient:
             message = parts[0] if len(parts) == 1 else bytearray(b"".join(parts))
             if compressed:
                 message = self._inflate.decompress(message + DEFLATE_TAIL)
+                self.inflated += 1
                 if self._reset_inflate:
                     self._inflate = zlib.decompressobj(-15)
             if message == b"2":  # Engine.IO ping: the server closes us without a pong
@@ -201,12 +203,16 @@ class WireClient:
     def fileno(self):
         return self.sock.fileno()
 
-    def close(self):
-        """Close the connection without waiting for the server."""
+    def close(self, timeout=1.0):
+        """Leave the namespace, close the WebSocket and wait briefly for the server to agree."""
         try:
             self.sock.sendall(_frame("41"))
+            self._send_frame(0x88, struct.pack("!H", 1000))
+            self.sock.settimeout(timeout)
+            while self.sock.recv(RECV_BYTES):
+                pass  # the server's last frames, then its close
         except OSError:
-            pass
+            pass  # gone already, or slow: either way we are done
         self.sock.close()
 
 

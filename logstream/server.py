@@ -3,6 +3,7 @@
 import collections
 import logging
 import threading
+import time
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -99,8 +100,26 @@ def shutdown_app(app):
     for hook in state.shutdown_hooks:
         hook()
     socketio = app.extensions["socketio"]
-    socketio.server.eio.disconnect()
+    disconnect_all(socketio.server.eio)
     socketio.server.shutdown()
+
+
+def disconnect_all(eio, timeout=2.0):
+    """Close every Engine.IO connection, waiting at most timeout for the goodbyes to go out.
+
+    Engine.IO's own disconnect() waits on each connection's send queue with
+    no limit, and hangs forever when the client closes at the same moment
+    (its reader queues one more item after the writer has gone).
+    """
+    sockets = list(eio.sockets.values())
+    for sock in sockets:
+        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    deadline = time.monotonic() + timeout
+    for sock in sockets:
+        with sock.queue.all_tasks_done:
+            sock.queue.all_tasks_done.wait_for(
+                lambda: not sock.queue.unfinished_tasks, max(0.0, deadline - time.monotonic()))
+    eio.sockets = {}
 
 
 def _quiet_logging():
