@@ -618,9 +618,11 @@ def format_report(report):
                              for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
             out.append("  ".join("-" * w for w in widths))
+    if report["idle"]:
+        out.append("")
     for design, idle in report["idle"].items():
         before, after = idle.get("before") or {}, idle.get("after") or {}
-        out.append(f"\n{design}: {idle['clients']} idle clients: RSS {_n(before.get('rss_mb'), 1)}"
+        out.append(f"{design}: {idle['clients']} idle clients: RSS {_n(before.get('rss_mb'), 1)}"
                    f" -> {_n(after.get('rss_mb'), 1)} MB ({_n(idle.get('rss_kb_per_client'), 1)}"
                    f" KiB each), threads {before.get('threads', '-')} -> "
                    f"{after.get('threads', '-')} ({_n(idle.get('threads_per_client'), 2)} each), "
