@@ -111,7 +111,8 @@ def disconnect_all(eio, timeout=2.0):
     no limit, and hangs forever when the client closes at the same moment
     (its reader queues one more item after the writer has gone).
     """
-    sockets = list(eio.sockets.values())
+    # Connections already closed may keep a leftover item in their queue.
+    sockets = [sock for sock in eio.sockets.values() if not sock.closed]
     for sock in sockets:
         sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
     deadline = time.monotonic() + timeout
