@@ -12,6 +12,7 @@ from .hub import StreamHub
 from .limits import Limits
 from .lines import DEFAULT_MAX_LINE_BYTES
 from .simulator import Simulator
+from .transport import LogPacket, install as install_transport
 
 __version__ = "0.1.0"
 
@@ -70,7 +71,10 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         # None keeps Socket.IO same-origin; an allowlist opens it to those only.
         cors_allowed_origins=list(cors) if cors else None,
         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
+        # Encodes the followers' pre-encoded payloads without walking them.
+        serializer=LogPacket,
         logger=False, engineio_logger=False)
+    install_transport(socketio)
     events.register_events(socketio, hub, limits)
     sse_outlet = sse.SSEOutlet()
     hub.outlets.append(sse_outlet)

@@ -55,10 +55,11 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
         pass
 
 
-from .compare import compare  # noqa: E402  (a subcommand kept in its own module)
+from .bench import bench  # noqa: E402  (subcommands kept in their own modules)
+from .compare import compare  # noqa: E402
 
+main.add_command(bench)
 main.add_command(compare)
-
 
 if __name__ == "__main__":
     main()

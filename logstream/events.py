@@ -1,5 +1,6 @@
 """Socket.IO events: join a deployment's room, receive its lines, ping the server."""
 
+import json
 import logging
 import threading
 import time
@@ -11,6 +12,7 @@ from flask_socketio import ConnectionRefusedError, emit
 from . import auth
 from .deployments import UnknownDeployment
 from .limits import ClientLimits
+from .transport import RawJSON
 from .validation import (RequestError, start_streaming_request,
                          stop_streaming_request)
 
@@ -18,6 +20,9 @@ log = logging.getLogger(__name__)
 
 HISTORY_TAIL = 50
 ATTACH_TIMEOUT = 10.0
+# What json.dumps uses for strings by default, so the text below is byte for
+# byte what json.dumps(..., separators=(",", ":")) would give.
+_quote = json.encoder.encode_basestring_ascii
 
 
 def line_room(deployment_id):
@@ -57,6 +62,24 @@ def lagging_status(deployment_id, last_line, skipped):
                        f"line you have to catch up."}
 
 
+def line_json(deployment_id, number, text, historical=False):
+    """Return the new_log payload already encoded, as line_event would encode."""
+    tail = ',"is_historical":true' if historical else ""
+    return RawJSON(f'{{"deployment_id":{_quote(deployment_id)},"line":{number},'
+                   f'"message":{_quote(text)}{tail}}}')
+
+
+def batch_json(deployment_id, lines, historical=False):
+    """Return the log_batch payload already encoded, as batch_event would encode.
+
+    Encoding the lines here, once per read, is several times faster than
+    letting Socket.IO walk and encode a list of dicts.
+    """
+    items = ",".join([f'{{"line":{n},"message":{_quote(text)}}}' for n, text in lines])
+    tail = ',"is_historical":true' if historical else ""
+    return RawJSON(f'{{"deployment_id":{_quote(deployment_id)},"lines":[{items}]{tail}}}')
+
+
 class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
@@ -88,12 +111,12 @@ class SocketOutlet:
         if self.batch_members[deployment_id]:
             room = batch_room(deployment_id)
             self.shed_laggards(deployment_id, room, lines)
-            self.socketio.emit("log_batch", batch_event(deployment_id, lines), to=room)
+            self.socketio.emit("log_batch", batch_json(deployment_id, lines), to=room)
         if self.line_members[deployment_id]:
             room = line_room(deployment_id)
             self.shed_laggards(deployment_id, room, lines)
             for number, text in lines:
-                self.socketio.emit("new_log", line_event(deployment_id, number, text),
+                self.socketio.emit("new_log", line_json(deployment_id, number, text),
                                    to=room)
 
     def status(self, deployment_id, payload):
@@ -214,12 +237,12 @@ def register_events(socketio, hub, limits):
                     return
                 sent += len(lines)
                 if batch:
-                    socketio.emit("log_batch", batch_event(deployment_id, lines, True),
+                    socketio.emit("log_batch", batch_json(deployment_id, lines, True),
                                   to=sid)
                 else:
                     for number, text in lines:
                         socketio.emit("new_log",
-                                      line_event(deployment_id, number, text, True),
+                                      line_json(deployment_id, number, text, True),
                                       to=sid)
             socketio.server.enter_room(
                 sid, batch_room(deployment_id) if batch else line_room(deployment_id),

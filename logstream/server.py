@@ -4,6 +4,7 @@ import collections
 import logging
 import socket
 import threading
+import time
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -110,14 +111,27 @@ def shutdown_app(app):
     for hook in state.shutdown_hooks:
         hook()
     socketio = app.extensions["socketio"]
-    eio = socketio.server.eio
-    for sock in list(eio.sockets.values()):
-        # eio.disconnect() waits for each socket's writer thread to send the
-        # close packet, forever if that thread has already ended (a client
-        # leaving as the server stops), so queue the packet and move on.
-        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
-    eio.sockets = {}
+    disconnect_all(socketio.server.eio)
     socketio.server.shutdown()
+
+
+def disconnect_all(eio, timeout=2.0):
+    """Close every Engine.IO connection, waiting at most timeout for the goodbyes to go out.
+
+    Engine.IO's own disconnect() waits on each connection's send queue with
+    no limit, and hangs forever when the client closes at the same moment
+    (its reader queues one more item after the writer has gone).
+    """
+    # Connections already closed may keep a leftover item in their queue.
+    sockets = [sock for sock in eio.sockets.values() if not sock.closed]
+    for sock in sockets:
+        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    deadline = time.monotonic() + timeout
+    for sock in sockets:
+        with sock.queue.all_tasks_done:
+            sock.queue.all_tasks_done.wait_for(
+                lambda: not sock.queue.unfinished_tasks, max(0.0, deadline - time.monotonic()))
+    eio.sockets = {}
 
 
 def _quiet_logging():

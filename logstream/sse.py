@@ -104,9 +104,12 @@ class SSEOutlet:
             return list(self._queues.get(deployment_id, ()))
 
     def publish(self, deployment_id, lines):
+        queues = self._queues_of(deployment_id)
+        if not queues:
+            return  # encoding costs more than all the rest of a read
         # One string per read: a batch of lines is one write to the socket.
         frames = "".join(line_frame(n, text) for n, text in lines)
-        for q in self._queues_of(deployment_id):
+        for q in queues:
             if not q.put(frames, len(lines)):
                 # A slow reader: stop feeding it; EventSource comes back with
                 # Last-Event-ID and catches up from disk.
@@ -114,8 +117,11 @@ class SSEOutlet:
                 q.lag(deployment_id, lines[0][0] - 1, len(lines))
 
     def status(self, deployment_id, payload):
+        queues = self._queues_of(deployment_id)
+        if not queues:
+            return
         frame = status_frame(dict(payload, deployment_id=deployment_id))
-        for q in self._queues_of(deployment_id):
+        for q in queues:
             q.put(frame)
 
     def close_all(self):

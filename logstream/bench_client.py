@@ -1,0 +1,412 @@
+"""A lean Socket.IO client for the benchmark: one thread, one WebSocket, no event threads.
+
+python-socketio's client runs every incoming event in a new thread, which
+would make the client, not the server, the bottleneck of a benchmark. This
+one speaks the same wire protocol (Engine.IO 4 / Socket.IO 5 over a
+WebSocket, with or without permessage-deflate, as a browser would offer it)
+and hands whole messages to its caller on the caller's thread.
+"""
+
+import base64
+import functools
+import json
+import os
+import socket
+import struct
+import time
+import zlib
+from urllib.parse import urlsplit
+
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+RECV_BYTES = 1 << 20
+
+
+class WireError(ConnectionError):
+    """The server broke the protocol or closed the connection."""
+
+
+def _mask(payload):
+    # Client frames must be masked (RFC 6455 5.3); whole-int XOR is fast enough.
+    key = os.urandom(4)
+    n = len(payload)
+    repeated = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")).to_bytes(n, "big")
+    return key + masked
+
+
+def _frame(text):
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
+    return header + _mask(payload)
+
+
+class WireClient:
+    """A connected Socket.IO client: send events, read messages one by one."""
+
+    def __init__(self, url, deflate=True, timeout=10.0):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = bytearray()
+        self._pos = 0
+        self._inflate = None
+        self._reset_inflate = False
+        self._ack_id = 0
+        self.inflated = 0  # how many messages arrived compressed
+        self._handshake(deflate)
+        opened = self.recv_text()
+        if not opened.startswith(b"0"):
+            raise WireError(f"expected an Engine.IO open packet, got {opened[:80]!r}")
+        self.send_raw("40")
+        connected = self.recv_text()
+        if not connected.startswith(b"40"):
+            raise WireError(f"expected a Socket.IO connect reply, got {connected[:80]!r}")
+
+    def _handshake(self, deflate):
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = [f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
+                   f"Host: {self.host}:{self.port}", "Upgrade: websocket",
+                   "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
+                   "Sec-WebSocket-Version: 13"]
+        if deflate:
+            request.append("Sec-WebSocket-Extensions: permessage-deflate; "
+                           "client_max_window_bits")
+        self.sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+        while b"\r\n\r\n" not in self._buf:
+            self._fill()
+        end = self._buf.index(b"\r\n\r\n") + 4
+        head = bytes(self._buf[:end]).decode("latin-1")
+        del self._buf[:end]
+        if not head.startswith("HTTP/1.1 101"):
+            raise WireError(f"the server refused the WebSocket: {head.splitlines()[0]}")
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "sec-websocket-extensions" and "permessage-deflate" in value:
+                self._inflate = zlib.decompressobj(-15)
+                self._reset_inflate = "server_no_context_takeover" in value
+
+    @property
+    def compressed(self):
+        """Return True when the server agreed to permessage-deflate."""
+        return self._inflate is not None
+
+    def _fill(self):
+        data = self.sock.recv(RECV_BYTES)
+        if not data:
+            raise WireError("the server closed the connection")
+        if self._pos:
+            del self._buf[:self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def _next_frame(self):
+        """Return (fin, rsv1, opcode, payload) of the next complete frame, or None."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 2:
+            return None
+        b0, b1 = buf[pos], buf[pos + 1]
+        n = b1 & 0x7F
+        start = pos + 2
+        if n == 126:
+            if len(buf) - start < 2:
+                return None
+            n = int.from_bytes(buf[start:start + 2], "big")
+            start += 2
+        elif n == 127:
+            if len(buf) - start < 8:
+                return None
+            n = int.from_bytes(buf[start:start + 8], "big")
+            start += 8
+        if b1 & 0x80:
+            raise WireError("the server sent a masked frame")
+        if len(buf) - start < n:
+            return None
+        self._pos = start + n
+        return b0 & 0x80, b0 & 0x40, b0 & 0x0F, buf[start:start + n]
+
+    def recv_text(self, block=True):
+        """Return the next whole text message as a bytearray; None when not blocking and none is ready."""
+        parts, compressed = [], False
+        while True:
+            frame = self._next_frame()
+            if frame is None:
+                if not block and not parts:
+                    return None
+                self._fill()
+                continue
+            fin, rsv1, opcode, payload = frame
+            if opcode == 0x8:
+                raise WireError("the server closed the WebSocket")
+            if opcode == 0x9:  # a WebSocket ping: answer in kind
+                self._send_frame(0x8A, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            if opcode != 0x0:
+                compressed = bool(rsv1)
+            parts.append(payload)
+            if not fin:
+                continue
+            message = parts[0] if len(parts) == 1 else bytearray(b"".join(parts))
+            if compressed:
+                message = self._inflate.decompress(message + DEFLATE_TAIL)
+                self.inflated += 1
+                if self._reset_inflate:
+                    self._inflate = zlib.decompressobj(-15)
+            if message == b"2":  # Engine.IO ping: the server closes us without a pong
+                self.send_raw("3")
+                parts, compressed = [], False
+                continue
+            return message
+
+    def pending(self):
+        """Return True when whole frames are already buffered."""
+        return len(self._buf) - self._pos >= 2
+
+    def _send_frame(self, first_byte, payload):
+        self.sock.sendall(struct.pack("!BB", first_byte, 0x80 | len(payload)) + _mask(payload))
+
+    def send_raw(self, text):
+        """Send one Engine.IO packet as a text message."""
+        self.sock.sendall(_frame(text))
+
+    def emit(self, event, data=None, ack=False):
+        """Send a Socket.IO event; return its ack id when ack is asked for."""
+        args = [event] if data is None else [event, data]
+        ack_id = ""
+        if ack:
+            self._ack_id += 1
+            ack_id = str(self._ack_id)
+        self.send_raw("42" + ack_id + json.dumps(args, separators=(",", ":")))
+        return self._ack_id if ack else None
+
+    def call(self, event, data=None, on_other=None, timeout=10.0):
+        """Send an event, wait for its ack and return the ack's arguments."""
+        ack_id = self.emit(event, data, ack=True)
+        prefix = b"43" + str(ack_id).encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = self.recv_text()
+            if message.startswith(prefix) and message[len(prefix):len(prefix) + 1] == b"[":
+                return json.loads(message[len(prefix):])
+            if on_other is not None:
+                on_other(message)
+        raise TimeoutError(f"no answer to {event} in {timeout} s")
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self, timeout=1.0):
+        """Leave the namespace, close the WebSocket and wait briefly for the server to agree."""
+        try:
+            self.sock.sendall(_frame("41"))
+            self._send_frame(0x88, struct.pack("!H", 1000))
+            self.sock.settimeout(timeout)
+            while self.sock.recv(RECV_BYTES):
+                pass  # the server's last frames, then its close
+        except OSError:
+            pass  # gone already, or slow: either way we are done
+        self.sock.close()
+
+
+# -- jobs run by the benchmark's client processes ----------------------------
+
+STAMP_DIGITS = 19   # time.time_ns() until the year 2286
+SEQ_DIGITS = 10
+PROGRESS_SECONDS = 0.25
+MAX_SAMPLES = 50_000
+
+
+# Log-like text after the stamp, so compression sees something like real logs.
+BODIES = (
+    "INFO  [clone] Receiving objects: 41% (168/410)",
+    "INFO  [install] Collecting requests>=2.3",
+    "INFO  [build] Step 4/10 : RUN pip install -r requirements.txt",
+    "INFO  [test] tests/test_orders.py::test_case_17 PASSED",
+    "WARN  [health] Health check 3/10: GET /healthz took 1240ms",
+    "INFO  [deploy] Replica 2/3 is running",
+    "ERROR [test] tests/test_users.py::test_case_9 FAILED",
+    "INFO  [health] Health check 7/10: GET /healthz 200 OK (12ms)",
+)
+HEAD_BYTES = STAMP_DIGITS + 1 + SEQ_DIGITS + 1 + 8 + 1
+
+
+@functools.lru_cache(maxsize=8)
+def line_bodies(line_bytes):
+    """Return the bodies padded so every line is line_bytes long, newline included."""
+    width = max(1, line_bytes - HEAD_BYTES - 1)
+    return tuple(body[:width].ljust(width) for body in BODIES)
+
+
+def stamped_line(seq, line_bytes=100, stamp_ns=None):
+    """Return one benchmark line: wall-clock stamp, sequence number, a request id, log text."""
+    bodies = line_bodies(line_bytes)
+    return (f"{stamp_ns or time.time_ns():0{STAMP_DIGITS}d} {seq:0{SEQ_DIGITS}d} "
+            f"{(seq * 2654435761) & 0xFFFFFFFF:08x} {bodies[seq % len(bodies)]}\n")
+
+
+def stream_job(job, conn):
+    """Follow a deployment, check every stamped line and time it."""
+    client = WireClient(job["url"], deflate=job["deflate"])
+    expect = job["expect"]
+    seen = bytearray(expect)
+    latencies = []
+    # Keep at most about MAX_SAMPLES latencies, spread evenly over the run.
+    stride = max(1, -(-expect // MAX_SAMPLES))
+    state = {"received": 0, "duplicates": 0, "out_of_order": 0, "malformed": 0,
+             "misnumbered": 0, "highest": -1, "messages": 0, "bytes": 0,
+             "first_ns": None, "last_ns": None}
+    stamp_end, seq_start, seq_end = STAMP_DIGITS, STAMP_DIGITS + 1, STAMP_DIGITS + 1 + SEQ_DIGITS
+
+    numbered = job.get("batch") is not None  # the seed's lines carry no number
+
+    def take(items, now):
+        # Bookkeeping in locals: the client must stay cheaper than the server.
+        received = duplicates = out_of_order = malformed = misnumbered = 0
+        highest = state["highest"]
+        for item in items:
+            try:
+                text = item["message"]
+                seq = int(text[seq_start:seq_end])
+                if not 0 <= seq < expect:
+                    raise ValueError(seq)
+                stamp = int(text[:stamp_end]) if seq % stride == 0 else None
+            except (KeyError, ValueError, TypeError):
+                malformed += 1
+                continue
+            if seen[seq]:
+                duplicates += 1
+                continue
+            seen[seq] = 1
+            received += 1
+            if seq < highest:
+                out_of_order += 1
+            else:
+                highest = seq
+            if numbered and item.get("line") != seq + 1:
+                misnumbered += 1
+            if stamp is not None:
+                latencies.append(now - stamp)
+        state["highest"] = highest
+        state["received"] += received
+        state["duplicates"] += duplicates
+        state["out_of_order"] += out_of_order
+        state["malformed"] += malformed
+        state["misnumbered"] += misnumbered
+
+    def handle(message):
+        now = time.time_ns()
+        if not message.startswith(b"42["):
+            return
+        event, *args = json.loads(message[2:])
+        if event == "log_batch":
+            take(args[0]["lines"], now)
+        elif event == "new_log":
+            take(args, now)
+        else:
+            return
+        state["messages"] += 1
+        state["bytes"] += len(message)
+        if state["first_ns"] is None:
+            state["first_ns"] = now
+        state["last_ns"] = now
+
+    request = {"deployment_id": job["deployment_id"]}
+    if job.get("batch") is not None:
+        request["batch"] = job["batch"]
+    reply = client.call("start_streaming", request, on_other=handle)
+    if reply and isinstance(reply[0], dict) and "error" in reply[0]:
+        raise RuntimeError(f"start_streaming was refused: {reply[0]['message']}")
+    conn.send(("ready", {"compressed": client.compressed}))
+    deadline = time.monotonic() + job["timeout"]
+    cpu_started, wall_started = time.process_time(), time.perf_counter()
+    client.sock.settimeout(job["stall"])
+    next_report = time.monotonic() + PROGRESS_SECONDS
+    try:
+        while state["received"] < expect and time.monotonic() < deadline:
+            handle(client.recv_text())
+            if time.monotonic() >= next_report:
+                conn.send(("progress", state["received"]))
+                next_report = time.monotonic() + PROGRESS_SECONDS
+    except (socket.timeout, WireError):
+        pass  # stalled or closed: whatever is missing counts as lost
+    state["cpu_percent"] = round(100 * (time.process_time() - cpu_started)
+                                 / max(1e-9, time.perf_counter() - wall_started), 1)
+    client.close()
+    state.pop("highest")
+    state["lost"] = expect - state["received"]
+    state["compressed"] = client.compressed
+    state["latencies_ns"] = latencies
+    return state
+
+
+def ping_job(job, conn):
+    """Ping the server every interval until told to stop; return the round trips."""
+    client = WireClient(job["url"], deflate=job["deflate"])
+    conn.send(("ready", None))
+    rtts = []
+    n = 0
+    while not conn.poll(job["interval"]):
+        n += 1
+        started = time.perf_counter_ns()
+        client.call("ping", n)
+        rtts.append(time.perf_counter_ns() - started)
+    conn.recv()
+    client.close()
+    return {"rtts_ns": rtts}
+
+
+def idle_job(job, conn):
+    """Hold connections that follow a quiet deployment until told to let go."""
+    import selectors
+
+    clients = []
+    for _ in range(job["count"]):
+        client = WireClient(job["url"], deflate=job["deflate"])
+        client.call("start_streaming", {"deployment_id": job["deployment_id"]},
+                    on_other=lambda message: None)
+        clients.append(client)
+    conn.send(("ready", len(clients)))
+    selector = selectors.DefaultSelector()
+    selector.register(conn.fileno(), selectors.EVENT_READ, None)
+    for client in clients:
+        selector.register(client.sock, selectors.EVENT_READ, client)
+    stopped = False
+    while not stopped:
+        for key, _ in selector.select():
+            if key.data is None:
+                stopped = True
+            else:
+                # Read (and so answer Engine.IO pings) without ever blocking.
+                key.data._fill()
+                while key.data.recv_text(block=False) is not None:
+                    pass
+    conn.recv()
+    selector.close()
+    for client in clients:
+        client.close()
+    return {"held": len(clients)}
+
+
+JOBS = {"stream": stream_job, "ping": ping_job, "idle": idle_job}
+
+
+def worker_main(conn):
+    """Run jobs sent by the benchmark until it sends None."""
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        try:
+            result = JOBS[job["kind"]](job, conn)
+        except Exception as exc:  # reported to the parent, which says which job failed
+            conn.send(("error", f"{job['kind']} client: {type(exc).__name__}: {exc}"))
+        else:
+            conn.send(("result", result))

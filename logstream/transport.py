@@ -1,0 +1,161 @@
+"""The fast path from an emit to the socket: pre-encoded payloads, cheap frames, shared compression."""
+
+import collections
+import json
+import socket
+import struct
+import threading
+import zlib
+
+from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+from socketio.packet import Packet
+from wsproto.extensions import PerMessageDeflate
+
+
+# How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
+_quote = json.encoder.encode_basestring_ascii
+
+
+class RawJSON(str):
+    """JSON text that goes into a Socket.IO packet as it is, not as a string."""
+
+
+class _PacketJSON:
+    """The json module the packets use: stdlib json, splicing RawJSON in unchanged."""
+
+    loads = staticmethod(json.loads)
+
+    @staticmethod
+    def dumps(obj, **kwargs):
+        if type(obj) is list and len(obj) == 2 and type(obj[1]) is RawJSON \
+                and type(obj[0]) is str:
+            return f"[{_quote(obj[0])},{obj[1]}]"  # [event, payload]: every line's shape
+        if isinstance(obj, list) and any(type(item) is RawJSON for item in obj):
+            # The event name is a plain str: quoting it directly skips the
+            # JSONEncoder that json.dumps would build for every line.
+            return "[" + ",".join(
+                item if type(item) is RawJSON
+                else _quote(item) if type(item) is str else json.dumps(item, **kwargs)
+                for item in obj) + "]"
+        return json.dumps(obj, **kwargs)
+
+
+class LogPacket(Packet):
+    """A Socket.IO packet that encodes RawJSON arguments without walking them."""
+
+    json = _PacketJSON
+
+    @classmethod
+    def data_is_binary(cls, data):
+        # The stock check walks every value of every line of a batch, which
+        # cost more than encoding it; strings (RawJSON too) are never binary.
+        if isinstance(data, list) and all(isinstance(item, str) for item in data):
+            return False
+        return super().data_is_binary(data)
+
+
+# -- WebSocket frames ------------------------------------------------------------
+
+# Smaller messages go out uncompressed even when the client offered
+# permessage-deflate (RFC 7692 lets each message choose): deflating a line
+# costs more than sending it, and saves next to nothing.
+COMPRESS_MIN_BYTES = 1024
+# Level 1 keeps most of the saving on log text at a third of the default's cost.
+COMPRESS_LEVEL = 1
+DEFLATE_TAIL = b"\x00\x00\xff\xff"
+
+
+def frame_header(first_byte, length):
+    """Return the header of an unmasked server frame carrying length bytes."""
+    if length < 126:
+        return bytes((first_byte, length))
+    if length < 1 << 16:
+        return struct.pack("!BBH", first_byte, 126, length)
+    return struct.pack("!BBQ", first_byte, 127, length)
+
+
+class SharedDeflate:
+    """Compress each message once, however many clients it goes to.
+
+    A message is compressed on its own (no shared window), so the same bytes
+    are valid on every connection; a room's emit hands every client's writer
+    the same string object, which is what the cache is keyed on.
+    """
+
+    def __init__(self, size=32):
+        self._lock = threading.Lock()
+        self._items = collections.OrderedDict()
+        self._size = size
+
+    def compress(self, message, data, wbits):
+        key = (id(message), wbits)
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] is message:
+                return hit[1]
+        compressor = zlib.compressobj(COMPRESS_LEVEL, zlib.DEFLATED, -wbits)
+        payload = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        payload = payload[:-len(DEFLATE_TAIL)]
+        with self._lock:
+            # Holding the message keeps its id from being reused while cached.
+            self._items[key] = (message, payload)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return payload
+
+
+_shared_deflate = SharedDeflate()
+
+
+class FastWebSocket(SimpleWebSocketWSGI):
+    """Engine.IO's threading WebSocket, with a faster send.
+
+    simple-websocket frames every message through wsproto and, when the
+    client offered permessage-deflate (browsers always do), deflates every
+    message separately for every client. This builds frames directly,
+    deflates only large messages, once per room, and turns off Nagle's
+    algorithm so small frames (pongs, single lines) leave at once instead of
+    waiting up to 40 ms for the previous frame's ACK.
+    """
+
+    _ready = False
+    _wbits = None
+
+    def _prepare(self):
+        ws = self.ws
+        ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = ws.ws.connection
+        for extension in getattr(getattr(connection, "_proto", None), "extensions", ()):
+            if isinstance(extension, PerMessageDeflate):
+                # The client may have asked for a smaller window; zlib's raw
+                # deflate needs at least 9 bits.
+                self._wbits = max(9, min(15, int(extension.server_max_window_bits)))
+        self._lock = threading.Lock()
+        self._ready = True
+
+    def send(self, message):
+        ws = self.ws
+        if not ws.connected:
+            raise OSError("the WebSocket is closed")
+        if not self._ready:
+            self._prepare()
+        if isinstance(message, (bytes, bytearray)):
+            first, data = 0x82, bytes(message)
+        else:
+            first, data = 0x81, message.encode()
+        if self._wbits is not None and len(data) >= COMPRESS_MIN_BYTES:
+            data = _shared_deflate.compress(message, data, self._wbits)
+            first |= 0x40
+        header = frame_header(first, len(data))
+        with self._lock:
+            sent = ws.sock.sendmsg([header, data])
+            if sent < len(header) + len(data):
+                ws.sock.sendall((header + data)[sent:])
+
+
+def install(socketio):
+    """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
+    eio = socketio.server.eio
+    if eio._async.get("websocket") is SimpleWebSocketWSGI:
+        # A copy: the stock dict is shared by every Engine.IO server in the process.
+        eio._async = dict(eio._async, websocket=FastWebSocket)

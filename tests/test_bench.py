@@ -1,0 +1,98 @@
+"""The benchmark, run for real with tiny numbers: correctness only, never timing."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from logstream.bench import run_bench
+from logstream.cli import main
+
+CLIENTS = 2
+BURST = 3000
+LINE_BURST = 300
+
+
+@pytest.fixture(scope="module")
+def report():
+    """One small run of the whole benchmark, the seed baseline included."""
+    return run_bench(clients=CLIENTS, burst=BURST, line_burst=LINE_BURST, rate=50,
+                     duration=0.4, idle_clients=6, progress=False)
+
+
+def ours(report):
+    return [s for s in report["scenarios"] if s["design"] == "logstream"]
+
+
+def test_every_line_reaches_every_client_once_and_in_order(report):
+    scenarios = ours(report)
+    assert [(s["name"], s["clients"]) for s in scenarios] == [
+        ("latency", 1), ("burst log_batch x1", 1), (f"burst log_batch x{CLIENTS}", CLIENTS),
+        ("burst new_log x1", 1), (f"burst new_log x{CLIENTS}", CLIENTS)]
+    for s in scenarios:
+        assert s["deliveries"] == s["lines"] * s["clients"], s["name"]
+        assert (s["lost"], s["duplicates"], s["out_of_order"], s["malformed"],
+                s["misnumbered"]) == (0, 0, 0, 0, 0), s["name"]
+        assert len(s["per_client_lines_per_s"]) == s["clients"]
+        assert s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
+        assert s["ping_ms"]["count"] >= 1
+        assert s["server"]["rss_mb_peak"] > 0 and s["server"]["threads_peak"] > 0
+    lines = {s["name"]: s["lines"] for s in scenarios}
+    assert lines["latency"] == 20 and lines["burst log_batch x1"] == BURST
+    assert lines["burst new_log x1"] == LINE_BURST
+
+
+def test_batches_carry_many_lines_and_single_lines_one_each(report):
+    by_name = {s["name"]: s for s in ours(report)}
+    assert by_name["burst new_log x1"]["messages"] == LINE_BURST
+    assert by_name["burst log_batch x1"]["messages"] < BURST / 10
+    # The bench client offers permessage-deflate, as browsers do.
+    assert all(s["compressed"] for s in ours(report))
+
+
+def test_the_seed_baseline_runs_in_the_same_report(report):
+    seed = [s for s in report["scenarios"] if s["design"] == "seed"]
+    assert [s["name"] for s in seed] == [
+        "latency", "burst new_log x1", f"burst new_log x{CLIENTS}"]
+    # The seed's design may drop a half-written line; it must still deliver.
+    assert all(s["deliveries"] > 0 and s["mode"].startswith("seed") for s in seed)
+    ratios = report["headline"]["ratios"]
+    assert ratios["batch_one_client_vs_seed"] > 0
+    assert ratios["latency_p50_seed_over_ours"] > 0
+
+
+def test_idle_clients_cost_is_measured(report):
+    for design in ("logstream", "seed"):
+        idle = report["idle"][design]
+        assert idle["clients"] == 6
+        assert idle["after"]["threads"] > idle["before"]["threads"]
+        assert idle["ping_ms"]["p50"] > 0
+
+
+def test_report_names_the_machine_and_the_targets(report):
+    assert report["machine"]["cpus"] >= 1 and report["machine"]["python"]
+    targets = {t["target"]: t for t in report["headline"]["targets"]}
+    assert targets["nothing lost, duplicated or out of order"]["met"] is True
+    # Too few clients for the ten-client target: it must not claim a verdict.
+    assert targets["log_batch lines/s in total to ten clients"]["met"] is None
+    json.dumps(report)
+
+
+def test_cli_prints_json_without_a_baseline(tmp_path):
+    result = CliRunner().invoke(main, [
+        "bench", "--clients", "1", "--burst", "500", "--line-burst", "0", "--rate", "0",
+        "--idle-clients", "0", "--baseline", "none", "--mode", "batch", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    [scenario] = report["scenarios"]
+    assert scenario["deliveries"] == 500 and scenario["lost"] == 0
+    assert report["idle"] == {}
+
+
+def test_cli_explains_bad_options():
+    result = CliRunner().invoke(main, ["bench", "--data-dir", "/tmp"])
+    assert result.exit_code == 2
+    assert "--data-dir goes with --url" in result.output
+    result = CliRunner().invoke(main, ["bench", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "--url needs --data-dir" in result.output
