@@ -40,13 +40,17 @@ class LogstreamState:
 
 def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
-               cors=None, token=None, limits=None, ping_interval=25, test_config=None):
+               cors=None, token=None, limits=None, ping_interval=25, message_queue=None,
+               test_config=None):
     """Create and configure the logstream Flask app and its Socket.IO server.
 
     ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
     route but /healthz, every stream and every Socket.IO connection require
     it; ``limits`` is a :class:`logstream.limits.Limits`; ``ping_interval`` is
-    Engine.IO's heartbeat in seconds.
+    Engine.IO's heartbeat in seconds. With ``message_queue`` (a
+    ``redis://`` URL) the app is one of several web workers sharing rooms
+    through Redis: it runs no follower, its live lines come from
+    ``logstream ship`` (see docs/scaling.md).
     """
     from . import auth, events, sse, views
 
@@ -59,8 +63,15 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
 
     data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
     data_dir.mkdir(parents=True, exist_ok=True)
-    hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
-                    poll_interval=poll_interval, use_inotify=use_inotify)
+    queue_options = {}
+    if message_queue:
+        from .relay import RelayHub, RelayManager
+        hub = RelayHub(data_dir, max_line_bytes=max_line_bytes)
+        queue_options = {"message_queue": message_queue,
+                         "client_manager": RelayManager(message_queue, hub)}
+    else:
+        hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
+                        poll_interval=poll_interval, use_inotify=use_inotify)
     app.extensions["logstream"] = LogstreamState(
         data_dir=data_dir, hub=hub,
         simulator=Simulator(data_dir, line_interval=line_interval),
@@ -73,8 +84,11 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
         # Encodes the followers' pre-encoded payloads without walking them.
         serializer=LogPacket,
-        logger=False, engineio_logger=False)
+        logger=False, engineio_logger=False, **queue_options)
     install_transport(socketio)
+    if message_queue:
+        # Hear the shipper before the first client joins, not after.
+        queue_options["client_manager"].start_listening()
     events.register_events(socketio, hub, limits)
     sse_outlet = sse.SSEOutlet()
     hub.outlets.append(sse_outlet)

@@ -28,7 +28,11 @@ def main():
 @click.option("--token", envvar="LOGSTREAM_TOKEN", default=None,
               help="Require this token on every route but /healthz, every stream and "
                    "every Socket.IO connection (or set LOGSTREAM_TOKEN).")
-def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token):
+@click.option("--message-queue", metavar="URL", default=None,
+              help="Share rooms with other workers through Redis (redis://HOST:PORT/DB); "
+                   "live lines then come from `logstream ship`.")
+def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token,
+          message_queue):
     """Serve the log viewer and the streaming endpoints."""
     import ipaddress
 
@@ -43,6 +47,12 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
         click.secho(f"warning: serving on {host} without --token: anyone who can reach "
                     "this machine can read every log.", fg="yellow", err=True)
 
+    if message_queue:
+        from .relay import check_message_queue
+
+        problem = check_message_queue(message_queue)
+        if problem:
+            raise click.UsageError(problem)
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.vendor`).", fg="yellow", err=True)
@@ -50,16 +60,19 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
     click.echo(f"logstream serving {data_dir} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
-                      max_line_bytes=max_line_bytes, use_inotify=not poll, token=token)
+                      max_line_bytes=max_line_bytes, use_inotify=not poll, token=token,
+                      message_queue=message_queue)
     except KeyboardInterrupt:
         pass
 
 
 from .bench import bench  # noqa: E402  (subcommands kept in their own modules)
 from .compare import compare  # noqa: E402
+from .shipper import ship  # noqa: E402
 
 main.add_command(bench)
 main.add_command(compare)
+main.add_command(ship)
 
 if __name__ == "__main__":
     main()
