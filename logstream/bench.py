@@ -9,10 +9,8 @@ file. Every line is checked on arrival: lost, duplicated, out of order.
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +24,7 @@ from urllib.parse import urlsplit
 import click
 import psutil
 
+from .host import free_port, machine
 from .bench_client import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
 
 LINE_BYTES = 100
@@ -42,11 +41,6 @@ class BenchError(RuntimeError):
 
 # -- servers -----------------------------------------------------------------
 
-def free_port():
-    """Return a TCP port that is free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Target:
@@ -298,18 +292,6 @@ def percentiles(values_ns, points=(50, 95, 99)):
     return result
 
 
-def machine():
-    """Describe the machine the numbers come from."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as fp:
-            model = next((line.split(":", 1)[1].strip() for line in fp
-                          if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform(terse=True),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 # -- scenarios -----------------------------------------------------------------

@@ -71,7 +71,7 @@ class WireClient:
 
     def _handshake(self, deflate):
         key = base64.b64encode(os.urandom(16)).decode()
-        request = [f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
+        request = ["GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
                    f"Host: {self.host}:{self.port}", "Upgrade: websocket",
                    "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
                    "Sec-WebSocket-Version: 13"]

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import click
 
+from .host import machine
 from .measure import TRANSPORTS, Relay, ServerProcess, make_line, server_cpu_reader
 
 SETTLE_SECONDS = 1.0  # a naive reader counts as finished after this long without a line
@@ -404,7 +404,7 @@ def run(*, lines=1000, rate=500.0, burst=10, line_bytes=120, transports=tuple(TR
             bar.close()
             if server is not None:
                 server.stop()
-    return Report(machine=_machine(), parameters=options, transports=results)
+    return Report(machine=machine(), parameters=options, transports=results)
 
 
 def _host_port(url):
@@ -413,9 +413,6 @@ def _host_port(url):
     return parsed.host, parsed.port or 80
 
 
-def _machine():
-    return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "processor": platform.processor() or None}
 
 
 @click.command()

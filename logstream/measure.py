@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 import socketio
+
+from .host import free_port
 from engineio.payload import Payload
 from httpx_sse import connect_sse
 
@@ -26,11 +28,6 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 POLL_PACKETS_LIMIT = 1000
 
 
-def free_port(host="127.0.0.1"):
-    """Return a TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 WORDS = ("GET POST PUT DELETE /v1/orders /v1/users /v1/items /healthz cache hit miss "

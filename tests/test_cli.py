@@ -1,7 +1,6 @@
 """The logstream command line, run as a real process."""
 
 import signal
-import socket
 import subprocess
 import sys
 
@@ -10,12 +9,7 @@ from click.testing import CliRunner
 
 from conftest import wait_until
 from logstream.cli import main
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from logstream.host import free_port
 
 
 def test_help_lists_the_commands():

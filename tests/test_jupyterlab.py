@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from logstream.host import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "06-live-log-panes.ipynb"
@@ -38,12 +38,6 @@ def require(condition, reason):
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}; CI=true, so this test may not be skipped.")
     pytest.skip(reason)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import httpx
 import pytest
@@ -21,12 +20,7 @@ from logstream.client import LogClient
 from logstream.deployments import LineCounts, list_deployments
 from logstream.limits import Limits
 from logstream.server import start_server
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from logstream.host import free_port
 
 
 @pytest.fixture
