@@ -24,6 +24,10 @@ SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "
 WAIT_MS = 10_000
 # What Chromium itself logs while a server is down; expected only in the restart test.
 OUTAGE_NOISE = re.compile(r"ERR_CONNECTION_REFUSED|WebSocket connection to .* failed")
+# When a tab closes its WebSocket while the server is sending, simple-websocket
+# can put one more frame after its close reply (its send() checks `connected`
+# without a lock); Chromium reports that, though the page has already left.
+CLOSE_RACE_NOISE = re.compile(r"WebSocket connection to .* failed: Data frame received after close")
 
 
 def unavailable(reason):
@@ -66,7 +70,7 @@ class Tabs:
         self.base_url = base_url
         self.errors = []
         self.dialogs = []
-        self.allowed = []
+        self.allowed = [CLOSE_RACE_NOISE]
         context.on("console", self._console)
         context.on("weberror", lambda error: self.errors.append(f"pageerror: {error.error}"))
         context.on("dialog", self._dialog)
@@ -150,7 +154,7 @@ def test_page_loads_and_shows_connected(tabs, logs):
     tabs.expect(page.locator("#last-line")).to_have_text("5")
     tabs.expect(page.locator("#duration")).to_have_text(re.compile(r"^\d+ s$"))
     assert page.locator("#connect").is_disabled()
-    assert tabs.errors == []
+    assert tabs.unexpected_errors() == []
 
 
 def test_new_deployment_button_streams_lines(tabs):
@@ -159,20 +163,21 @@ def test_new_deployment_button_streams_lines(tabs):
     page.wait_for_url(re.compile(r"/deployments/[\w.-]+$"))
     tabs.expect(page.locator("#status")).to_have_text("Connected")
     # Lines keep arriving: three times in a row the last line number grows.
-    seen = []
+    last = page.evaluate("window.logstreamViewer.lastLine")
     for _ in range(3):
-        last = max(line_numbers(page), default=0)
-        page.wait_for_function(
-            "n => window.logstreamViewer.lastLine > n", arg=last, timeout=WAIT_MS)
-        seen.append(page.evaluate("window.logstreamViewer.lastLine"))
-    assert seen == sorted(set(seen))
+        handle = page.wait_for_function(
+            "n => window.logstreamViewer.lastLine > n && window.logstreamViewer.lastLine",
+            arg=last, timeout=WAIT_MS)
+        last = handle.json_value()
+    wait_for_line(page, last)
+    # History then live lines, with no gap and no duplicate (under load the
+    # history may start after line 1: the page joins with the last 50).
     numbers = line_numbers(page)
-    assert numbers == list(range(1, len(numbers) + 1))
-    assert "Deployment of" in page.locator("#log li").first.text_content()
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
     # The simulator writes levels and timestamps; the page picks them out.
-    first = page.locator("#log li").first
-    assert first.locator(".time").count() == 1
-    assert first.locator(".level").text_content() == "INFO"
+    last = page.locator("#log li").last
+    assert last.locator(".time").count() == 1
+    assert last.locator(".level").text_content() in {"INFO", "WARN", "ERROR"}
 
 
 def test_two_tabs_show_the_same_lines(tabs, logs):
@@ -374,7 +379,7 @@ def test_server_stops_after_a_long_polling_tab_vanished(browser, tmp_path):
         page.select_option("#transport", "polling")
         wait_streaming(tabs, page)
         wait_for_line(page, 3)
-        assert tabs.errors == []
+        assert tabs.unexpected_errors() == []
     finally:
         context.close()  # no goodbye: the tab just goes, mid long-poll
     stopper = threading.Thread(target=handle.stop, daemon=True)
