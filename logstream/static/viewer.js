@@ -107,10 +107,12 @@
       restartNumbering("replaced while the page was away");
     } else if (["truncated", "rotated", "deleted"].includes(status.type)) {
       restartNumbering(status.type);
-    } else if (status.type === "lagging" && socket) {
-      // The server dropped lines for this slow tab: fetch them again from disk.
+    } else if (status.type === "lagging") {
+      // The server stopped sending to this slow tab after status.last_line,
+      // and every line up to it has arrived: ask for the rest from disk.
+      // (Over SSE the stream ends and EventSource resumes by itself.)
       addMarker(`— this tab fell ${status.skipped} lines behind; catching up —`);
-      socket.emit("start_streaming", streamRequest());
+      if (socket) socket.emit("start_streaming", streamRequest());
     }
   }
 
