@@ -388,6 +388,27 @@ def test_server_stops_after_a_long_polling_tab_vanished(browser, tmp_path):
     assert not stopper.is_alive(), "server.stop() hangs on a vanished long-polling client"
 
 
+def test_a_token_protected_server_streams_to_the_page(browser, tmp_path):
+    (tmp_path / "guarded.log").write_text(numbered(1, 4))
+    with start_server(data_dir=tmp_path, port=0, token="s3cret") as handle:
+        context = browser.new_context()
+        try:
+            tabs = Tabs(context, handle.url)
+            refused = context.request.get(handle.url + "/deployments/guarded")
+            assert refused.status == 401
+            page = tabs.open(path="/deployments/guarded?token=s3cret")
+            wait_streaming(tabs, page)
+            wait_for_line(page, 3)
+            page.select_option("#transport", "sse")
+            wait_streaming(tabs, page)
+            append(tmp_path / "guarded.log", numbered(4, 6))
+            wait_for_line(page, 5)
+            assert shown(page) == [[i, f"line {i}"] for i in range(1, 6)]
+            assert tabs.unexpected_errors() == []
+        finally:
+            context.close()
+
+
 def test_sse_transport_streams_a_new_page(tabs, logs):
     deployment_id, path = logs.make(60)
     page = tabs.open(deployment_id)
