@@ -244,9 +244,14 @@ def register_events(socketio, hub, limits):
                         socketio.emit("new_log",
                                       line_json(deployment_id, number, text, True),
                                       to=sid)
-            socketio.server.enter_room(
-                sid, batch_room(deployment_id) if batch else line_room(deployment_id),
-                namespace="/")
+            try:
+                socketio.server.enter_room(
+                    sid, batch_room(deployment_id) if batch else line_room(deployment_id),
+                    namespace="/")
+            except ValueError:
+                # The client is disconnecting (its leave() is on its way); an
+                # exception here would end the follower for every subscriber.
+                pass
             reply.update(status)
             attached.set()
 

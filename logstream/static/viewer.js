@@ -10,12 +10,13 @@
   const root = document.getElementById("viewer");
   const deploymentId = root.dataset.deploymentId;
   const eventsUrl = root.dataset.eventsUrl;
+  const healthUrl = root.dataset.healthUrl;
   const token = root.dataset.token || null;
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $("status"), note: $("status-note"), error: $("error"),
     connect: $("connect"), disconnect: $("disconnect"), ping: $("ping"), clear: $("clear"),
-    transport: $("transport"), filter: $("filter"),
+    transport: $("transport"), filter: $("filter"), filterInfo: $("filter-info"),
     count: $("message-count"), duration: $("duration"), rtt: $("rtt"), lastLine: $("last-line"),
     log: $("log"), newLines: $("new-lines"),
   };
@@ -23,7 +24,7 @@
   let socket = null;        // Socket.IO connection, when that transport is chosen
   let source = null;        // EventSource, when SSE is chosen
   let lastLine = 0;         // highest line number shown: resume after it, never repeat it
-  let messageCount = 0;
+  let messageCount = 0;     // lines received since the last Clear, each counted once
   let connectedAt = null;
   let pending = [];         // lines received but not yet rendered
   let frameRequested = false;
@@ -32,24 +33,29 @@
 
   // -- status -----------------------------------------------------------------
 
+  // "reconnecting" still reads Disconnected: the server is away, and the
+  // note says that the page is trying again by itself.
+  const STATUS_TEXT = { connected: "Connected", reconnecting: "Disconnected",
+                        disconnected: "Disconnected" };
+
   function setStatus(state, note) {
-    const text = { connected: "Connected", reconnecting: "Disconnected", disconnected: "Disconnected" };
-    ui.status.textContent = text[state];
+    ui.status.textContent = STATUS_TEXT[state];
     ui.status.className = "status " + state;
+    ui.status.dataset.state = state;
     ui.note.textContent = note || "";
     ui.connect.disabled = state === "connected";
     ui.disconnect.disabled = state === "disconnected";
     ui.ping.disabled = state !== "connected";
-    if (state === "connected") {
-      if (connectedAt === null) connectedAt = Date.now();
-    } else {
+    if (state !== "connected") {
       connectedAt = null;
+      delete root.dataset.streaming;
     }
+    else if (connectedAt === null) connectedAt = Date.now();
     renderDuration();
   }
 
   function showError(message) {
-    ui.error.textContent = message;
+    ui.error.textContent = message || "";
     ui.error.hidden = !message;
   }
 
@@ -63,57 +69,91 @@
 
   // -- receiving lines --------------------------------------------------------
 
-  function receive(lines) {
-    for (const item of lines) {
-      messageCount += 1;
-      if (item.line <= lastLine) continue;   // already shown: a resend after a reconnect
-      lastLine = item.line;
-      pending.push(item);
-    }
-    if (pending.length > MAX_LINES) pending = pending.slice(-MAX_LINES);
+  function scheduleRender() {
     if (!frameRequested) {
       frameRequested = true;
       requestAnimationFrame(render);
     }
   }
 
+  function receive(lines) {
+    for (const item of lines) {
+      if (item.line <= lastLine) continue;   // already shown: a resend after a reconnect
+      lastLine = item.line;
+      messageCount += 1;
+      pending.push(item);
+    }
+    // Lines that would be dropped by the next render are never built at all.
+    if (pending.length > MAX_LINES) pending = pending.slice(-MAX_LINES);
+    scheduleRender();
+  }
+
   function restartNumbering(reason) {
-    // The file was truncated or rotated: its numbering starts again at 1.
+    // The file was truncated or replaced: its numbering starts again at 1.
     lastLine = 0;
     addMarker(`— log ${reason}: numbering restarts —`);
   }
 
   function addMarker(text) {
     pending.push({ line: null, message: text, marker: true });
-    if (!frameRequested) { frameRequested = true; requestAnimationFrame(render); }
+    scheduleRender();
+  }
+
+  function onStatus(status) {
+    // Marks the moment live lines are guaranteed to follow (tests wait for it).
+    if (status.type === "streaming_started") root.dataset.streaming = "true";
+    if (status.type === "streaming_started" && lastLine > 0 && status.first_line <= lastLine) {
+      // We asked for lines after lastLine and got earlier ones: a new file.
+      restartNumbering("replaced while the page was away");
+    } else if (["truncated", "rotated", "deleted"].includes(status.type)) {
+      restartNumbering(status.type);
+    } else if (status.type === "lagging") {
+      // The server stopped sending to this slow tab after status.last_line,
+      // and every line up to it has arrived: ask for the rest from disk.
+      // (Over SSE the stream ends and EventSource resumes by itself.)
+      addMarker(`— this tab fell ${status.skipped} lines behind; catching up —`);
+      if (socket) socket.emit("start_streaming", streamRequest());
+    }
   }
 
   // -- rendering, at most once per animation frame ----------------------------
 
-  const LEVEL = /\b(ERROR|WARN(?:ING)?|INFO|DEBUG)\b/;
-  const STAMP = /^(\d{4}-\d\d-\d\dT[\d:.]+Z?)\s+/;
+  const STAMP = /^(\d{4}-\d\d-\d\d[T ][\d:.,]+(?:Z|[+-]\d\d:?\d\d)?)(\s+)/;
+  // A level word near the start, bare or bracketed: "INFO ...", "[ERROR] ...", "app - WARNING - ...".
+  const LEVEL = /\b(ERROR|FATAL|CRITICAL|WARN(?:ING)?|INFO|DEBUG|TRACE)\b/;
+  const LEVEL_WITHIN = 60;
+  const LEVEL_CLASS = { WARNING: "warn", WARN: "warn", FATAL: "error", CRITICAL: "error" };
+
+  function span(className, text) {
+    const el = document.createElement("span");
+    el.className = className;
+    el.textContent = text;   // log text is text: never parsed as HTML
+    return el;
+  }
 
   function lineElement(item) {
     const li = document.createElement("li");
+    li.message = item.message;   // what the filter looks at
     if (item.marker) {
       li.className = "marker";
       li.textContent = item.message;
       return li;
     }
     li.dataset.line = item.line;
-    let text = item.message;
-    const stamp = STAMP.exec(text);
+    let rest = item.message;
+    const stamp = STAMP.exec(rest);
     if (stamp) {
-      const time = document.createElement("span");
-      time.className = "time";
-      time.textContent = stamp[1];
-      li.append(time, " ");
-      text = text.slice(stamp[0].length);
+      li.append(span("time", stamp[1]), stamp[2]);
+      rest = rest.slice(stamp[0].length);
     }
-    const level = LEVEL.exec(text);
-    if (level) li.className = "level-" + level[1].toLowerCase().replace("warning", "warn");
-    // Log text is text: never parsed as HTML.
-    li.append(document.createTextNode(text));
+    const level = LEVEL.exec(rest.slice(0, LEVEL_WITHIN));
+    if (level) {
+      const name = level[1];
+      li.className = "level-" + (LEVEL_CLASS[name] || name.toLowerCase());
+      li.append(rest.slice(0, level.index), span("level", name));
+      rest = rest.slice(level.index + name.length);
+    }
+    li.append(rest);
     if (matcher && !matches(li)) li.hidden = true;
     return li;
   }
@@ -127,31 +167,44 @@
     if (!pending.length) return;
     const following = isNearBottom();
     const fragment = document.createDocumentFragment();
-    for (const item of pending) fragment.append(lineElement(item));
-    const added = pending.length;
+    let added = 0;
+    for (const item of pending) {
+      const li = lineElement(item);
+      if (!li.hidden && !item.marker) added += 1;
+      fragment.append(li);
+    }
     pending = [];
     ui.log.append(fragment);
-    let excess = ui.log.childElementCount - MAX_LINES;
-    while (excess-- > 0) ui.log.firstElementChild.remove();
+    const excess = ui.log.childElementCount - MAX_LINES;
+    if (excess > 0) {
+      // One range removal instead of thousands of single ones.
+      const range = document.createRange();
+      range.setStartBefore(ui.log.firstElementChild);
+      range.setEndAfter(ui.log.children[excess - 1]);
+      range.deleteContents();
+    }
     ui.count.textContent = messageCount;
     ui.lastLine.textContent = lastLine || "–";
+    if (matcher) renderFilterInfo();
     if (following) {
       ui.log.scrollTop = ui.log.scrollHeight;
-    } else {
+    } else if (added) {
       unseen += added;
       ui.newLines.textContent = `${unseen} new line${unseen === 1 ? "" : "s"} ↓`;
       ui.newLines.hidden = false;
     }
   }
 
-  ui.log.addEventListener("scroll", () => {
-    if (isNearBottom()) { unseen = 0; ui.newLines.hidden = true; }
-  });
-  ui.newLines.addEventListener("click", () => {
+  function scrollToEnd() {
     ui.log.scrollTop = ui.log.scrollHeight;
     unseen = 0;
     ui.newLines.hidden = true;
+  }
+
+  ui.log.addEventListener("scroll", () => {
+    if (unseen && isNearBottom()) { unseen = 0; ui.newLines.hidden = true; }
   });
+  ui.newLines.addEventListener("click", scrollToEnd);
 
   // -- filtering ----------------------------------------------------------------
 
@@ -160,53 +213,79 @@
     const regex = /^\/(.+)\/$/.exec(text);
     if (regex) {
       try { return new RegExp(regex[1], "i"); }
-      catch (e) { return { test: () => false, invalid: e.message }; }
+      catch (e) { return { test: () => true, invalid: e.message }; }
     }
     const needle = text.toLowerCase();
     return { test: (s) => s.toLowerCase().includes(needle) };
   }
 
   function matches(li) {
-    return li.classList.contains("marker") || matcher.test(li.textContent);
+    return li.classList.contains("marker") || matcher.test(li.message);
+  }
+
+  function renderFilterInfo() {
+    if (!matcher) { ui.filterInfo.textContent = ""; return; }
+    if (matcher.invalid) { ui.filterInfo.textContent = `Not a valid regex: ${matcher.invalid}`; return; }
+    let shown = 0;
+    let total = 0;
+    for (const li of ui.log.children) {
+      if (li.classList.contains("marker")) continue;
+      total += 1;
+      if (!li.hidden) shown += 1;
+    }
+    ui.filterInfo.textContent = `${shown} of ${total} lines match`;
   }
 
   ui.filter.addEventListener("input", () => {
+    const following = isNearBottom();
     matcher = compileFilter(ui.filter.value.trim());
     ui.filter.classList.toggle("invalid", Boolean(matcher && matcher.invalid));
     for (const li of ui.log.children) li.hidden = Boolean(matcher) && !matches(li);
+    renderFilterInfo();
+    if (following) scrollToEnd();
   });
 
   // -- Socket.IO ------------------------------------------------------------
 
+  function streamRequest() {
+    // Resume after the last line shown; the first time, take the recent history.
+    const request = { deployment_id: deploymentId, batch: true };
+    if (lastLine > 0) request.since = lastLine;
+    return request;
+  }
+
   function connectSocketIO(transport) {
-    socket = io({ transports: [transport], auth: token ? { token } : undefined });
+    socket = io({
+      transports: [transport],
+      auth: token ? { token } : undefined,
+      // Come back quickly after a server restart, without hammering it.
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 3000,
+      // Tell the server when the tab goes away, rather than leave a
+      // long-polling session to time out.
+      closeOnBeforeunload: true,
+    });
     socket.on("connect", () => {
       setStatus("connected");
       showError("");
-      // On every (re)connect: resume after the last line shown.
-      const request = { deployment_id: deploymentId, batch: true };
-      if (lastLine > 0) request.since = lastLine;
-      socket.emit("start_streaming", request);
+      socket.emit("start_streaming", streamRequest());
     });
     socket.on("log_batch", (batch) => receive(batch.lines));
     socket.on("new_log", (line) => receive([line]));
-    socket.on("status", (status) => {
-      if (status.type === "streaming_started" && lastLine > 0 && status.first_line <= lastLine) {
-        restartNumbering("replaced while you were away");
-      } else if (["truncated", "rotated", "deleted"].includes(status.type)) {
-        restartNumbering(status.type);
-      } else if (status.type === "lagging") {
-        addMarker(`— ${status.skipped} lines skipped: this tab fell behind —`);
-      }
-    });
+    socket.on("status", onStatus);
     socket.on("stream_error", (error) => showError(error.message));
     socket.on("disconnect", (reason) => {
-      if (reason === "io client disconnect") setStatus("disconnected");
-      else setStatus("reconnecting", "reconnecting automatically…");
+      if (socket.active) setStatus("reconnecting", "Reconnecting…");
+      else setStatus("disconnected", "the server closed the connection");
     });
     socket.on("connect_error", (error) => {
-      if (!socket.active) { setStatus("disconnected"); showError(error.message); }
-      else setStatus("reconnecting", "server unreachable, retrying…");
+      if (socket.active) {
+        setStatus("reconnecting", "Reconnecting… (server unreachable)");
+      } else {
+        // Refused by the server itself (a bad token, say): retrying won't help.
+        setStatus("disconnected");
+        showError(error.message);
+      }
     });
   }
 
@@ -216,18 +295,20 @@
     const params = new URLSearchParams();
     if (lastLine > 0) params.set("since", lastLine);
     if (token) params.set("token", token);
-    source = new EventSource(eventsUrl + (params.size ? "?" + params : ""));
+    const query = params.toString();
+    source = new EventSource(eventsUrl + (query ? "?" + query : ""));
     source.onopen = () => { setStatus("connected"); showError(""); };
     source.onmessage = (event) => receive([JSON.parse(event.data)]);
-    source.addEventListener("status", (event) => {
-      const status = JSON.parse(event.data);
-      if (["truncated", "rotated", "deleted"].includes(status.type)) restartNumbering(status.type);
-    });
-    source.addEventListener("stream_error", (event) => showError(JSON.parse(event.data).message));
+    source.addEventListener("status", (event) => onStatus(JSON.parse(event.data)));
     source.onerror = () => {
-      // EventSource reconnects by itself and sends Last-Event-ID.
-      if (source.readyState === EventSource.CLOSED) setStatus("disconnected");
-      else setStatus("reconnecting", "reconnecting automatically…");
+      // EventSource reconnects by itself and resumes with Last-Event-ID,
+      // unless the server answered with an error status.
+      if (source.readyState === EventSource.CLOSED) {
+        setStatus("disconnected");
+        showError("The server refused the event stream; press Connect to try again.");
+      } else {
+        setStatus("reconnecting", "Reconnecting…");
+      }
     };
   }
 
@@ -235,7 +316,7 @@
 
   function connect() {
     disconnect();
-    setStatus("reconnecting", "connecting…");
+    setStatus("reconnecting", "Connecting…");
     if (ui.transport.value === "sse") connectSSE();
     else connectSocketIO(ui.transport.value);
   }
@@ -246,17 +327,22 @@
     setStatus("disconnected");
   }
 
+  function showRtt(started, suffix) {
+    ui.rtt.textContent = `${(performance.now() - started).toFixed(1)} ms${suffix}`;
+  }
+
   function ping() {
     const started = performance.now();
     if (socket) {
       socket.timeout(PING_TIMEOUT_MS).emit("ping", { sent_at: Date.now() }, (err) => {
-        ui.rtt.textContent = err ? "timed out" : `${(performance.now() - started).toFixed(1)} ms`;
+        if (err) ui.rtt.textContent = "timed out";
+        else showRtt(started, "");
       });
     } else {
-      // SSE is one-way: measure a round trip with a plain HTTP request instead.
-      fetch("/healthz", { cache: "no-store" }).then(() => {
-        ui.rtt.textContent = `${(performance.now() - started).toFixed(1)} ms (HTTP)`;
-      }, () => { ui.rtt.textContent = "failed"; });
+      // SSE is one-way: time a plain HTTP request instead.
+      fetch(healthUrl, { cache: "no-store" }).then(
+        (response) => { if (response.ok) showRtt(started, " (HTTP)"); else ui.rtt.textContent = "failed"; },
+        () => { ui.rtt.textContent = "failed"; });
     }
   }
 
@@ -265,9 +351,9 @@
     ui.log.replaceChildren();
     pending = [];
     messageCount = 0;
-    unseen = 0;
-    ui.newLines.hidden = true;
     ui.count.textContent = "0";
+    renderFilterInfo();
+    scrollToEnd();
   }
 
   ui.connect.addEventListener("click", connect);
@@ -276,11 +362,11 @@
   ui.clear.addEventListener("click", clear);
   ui.transport.addEventListener("change", connect);
 
-  // Expose a little state for tests and curious readers.
+  // A little state for tests and curious readers (try it in the console).
   window.logstreamViewer = {
     get lastLine() { return lastLine; },
     get messageCount() { return messageCount; },
-    get socket() { return socket; },
+    get transport() { return source ? "sse" : socket ? socket.io.engine?.transport?.name ?? null : null; },
   };
 
   connect();
