@@ -38,6 +38,15 @@ class RequestHandler(WSGIRequestHandler):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass  # not TCP (a Unix socket): there is no Nagle to turn off
+        connections = getattr(self.server, "open_connections", None)
+        if connections is not None:
+            connections.add(self.connection)
+
+    def finish(self):
+        connections = getattr(self.server, "open_connections", None)
+        if connections is not None:
+            connections.discard(self.connection)
+        super().finish()
 
     def run_wsgi(self):
         super().run_wsgi()
@@ -86,6 +95,7 @@ class ServerHandle:
         shutdown_app(self.app)
         self.httpd.shutdown()
         self.httpd.server_close()
+        close_connections(self.httpd)
         if self._thread is not None:
             self._thread.join(5)
         if self._memory_log is not None:
@@ -134,6 +144,26 @@ def disconnect_all(eio, timeout=2.0):
     eio.sockets = {}
 
 
+def track_connections(httpd):
+    """Keep the set of httpd's open client connections, so stop() can end them."""
+    httpd.open_connections = set()
+    return httpd
+
+
+def close_connections(httpd):
+    """End every connection still open (WebSockets, SSE, polls) at the TCP level.
+
+    The close packets sent before may never be read; a shut-down socket is
+    noticed by every client at once, instead of after its heartbeat times
+    out (45 s with Engine.IO's defaults).
+    """
+    for connection in list(getattr(httpd, "open_connections", ())):
+        try:
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by its handler
+
+
 def _quiet_logging():
     """Send the server loggers to memory; call it before creating the app."""
     memory_log = MemoryLog()
@@ -162,8 +192,9 @@ def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_opti
     if memory_log is not None:
         app.logger.handlers[:] = [memory_log]
         app.logger.propagate = False
-    httpd = make_server(host, port, app, threaded=True,
-                        request_handler=QuietRequestHandler if quiet else RequestHandler)
+    httpd = track_connections(make_server(
+        host, port, app, threaded=True,
+        request_handler=QuietRequestHandler if quiet else RequestHandler))
     thread = threading.Thread(target=httpd.serve_forever, name=f"logstream:{httpd.port}",
                               daemon=True)
     thread.start()
@@ -173,7 +204,8 @@ def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_opti
 def serve_forever(data_dir=None, host="127.0.0.1", port=5000, **app_options):
     """Serve in the foreground until interrupted (the `logstream serve` command)."""
     app = create_app(data_dir, **app_options)
-    httpd = make_server(host, port, app, threaded=True, request_handler=RequestHandler)
+    httpd = track_connections(
+        make_server(host, port, app, threaded=True, request_handler=RequestHandler))
     handle = ServerHandle(app, httpd, None)
     try:
         httpd.serve_forever()
