@@ -6,26 +6,18 @@ import time
 
 import pytest
 
+from logstream import lessons
 from logstream.client import LogClient
+from logstream.lessons import append  # noqa: F401  (tests import it from here)
 from logstream.server import start_server
 
 
 def wait_until(predicate, timeout=10.0, interval=0.01, message="condition"):
     """Return once predicate() is true; fail the test after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
-
-
-def append(path, text):
-    """Append text to a file in one write, as a logging process would."""
-    with open(path, "a", encoding="utf-8", newline="") as fp:
-        fp.write(text)
+    try:
+        return lessons.wait_until(predicate, timeout, interval, what=message)
+    except TimeoutError:
+        pytest.fail(f"timed out after {timeout} s waiting for {message}")
 
 
 class Logs:
