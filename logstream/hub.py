@@ -21,7 +21,7 @@ class StreamHub:
         self.follower_options = follower_options
         self.outlets = []
         self._lock = threading.Lock()
-        self._followers = {}
+        self._sources = {}  # deployment_id -> its Follower (or relay Feed)
         self._subscribers = {}
 
     def subscribe(self, deployment_id, key, on_attach, since=None, tail=50):
@@ -32,18 +32,22 @@ class StreamHub:
         """
         path = log_path(self.data_dir, deployment_id)
         with self._lock:
-            follower = self._followers.get(deployment_id)
-            if follower is None:
-                follower = self._followers[deployment_id] = Follower(
-                    path,
-                    on_lines=lambda lines: self._publish(deployment_id, lines),
-                    on_status=lambda payload: self._status(deployment_id, payload),
-                    name=f"follower:{deployment_id}",
-                    **self.follower_options,
-                ).start()
+            source = self._sources.get(deployment_id)
+            if source is None:
+                source = self._sources[deployment_id] = self._start_source(deployment_id, path)
                 self._subscribers[deployment_id] = set()
             self._subscribers[deployment_id].add(key)
-            follower.attach(key, on_attach, since=since, tail=tail)
+            source.attach(key, on_attach, since=since, tail=tail)
+
+    def _start_source(self, deployment_id, path):
+        """Start what delivers a deployment's lines: here, a Follower of its file."""
+        return Follower(
+            path,
+            on_lines=lambda lines: self._publish(deployment_id, lines),
+            on_status=lambda payload: self._status(deployment_id, payload),
+            name=f"follower:{deployment_id}",
+            **self.follower_options,
+        ).start()
 
     def unsubscribe(self, deployment_id, key):
         """Remove a subscriber; stop the follower when it was the last one."""
@@ -52,20 +56,20 @@ class StreamHub:
             if keys is None or key not in keys:
                 return False
             keys.discard(key)
-            follower = self._followers[deployment_id]
-            follower.detach(key)
+            source = self._sources[deployment_id]
+            source.detach(key)
             if not keys:
                 # Stopped while holding the lock, so a new subscriber can
                 # never meet an old follower that is still publishing.
-                del self._followers[deployment_id]
+                del self._sources[deployment_id]
                 del self._subscribers[deployment_id]
-                follower.stop()
+                source.stop()
             return True
 
     def followed(self):
         """Return the ids of the deployments being followed right now."""
         with self._lock:
-            return set(self._followers)
+            return set(self._sources)
 
     def subscriber_count(self, deployment_id):
         """Return how many subscribers a deployment has."""
@@ -75,11 +79,11 @@ class StreamHub:
     def stop(self):
         """Stop every follower (the server is shutting down)."""
         with self._lock:
-            followers = list(self._followers.values())
-            self._followers.clear()
+            sources = list(self._sources.values())
+            self._sources.clear()
             self._subscribers.clear()
-        for follower in followers:
-            follower.stop()
+        for source in sources:
+            source.stop()
 
     def _publish(self, deployment_id, lines):
         for outlet in self.outlets:

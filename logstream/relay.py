@@ -19,8 +19,8 @@ import threading
 
 import socketio
 
-from .deployments import log_path
 from .follower import HISTORY_BATCH, _open_no_follow
+from .hub import StreamHub
 from .lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
 log = logging.getLogger(__name__)
@@ -215,74 +215,23 @@ class Feed:
             on_attach(self.disk.read(first, end), first, end + 1)
 
 
-class RelayHub:
+class RelayHub(StreamHub):
     """A StreamHub whose live lines come from the shipper through Redis, not a follower."""
 
     def __init__(self, data_dir, max_line_bytes=DEFAULT_MAX_LINE_BYTES, **_follower_options):
-        self.data_dir = data_dir
+        super().__init__(data_dir)
         self.max_line_bytes = max_line_bytes
-        self.outlets = []
-        self._lock = threading.Lock()
-        self._feeds = {}
-        self._subscribers = {}
 
-    def subscribe(self, deployment_id, key, on_attach, since=None, tail=50):
-        """Add a subscriber; on_attach(history, first_line, next_line) runs on
-        the deployment's relay thread before live lines reach it."""
-        path = log_path(self.data_dir, deployment_id)
-        with self._lock:
-            feed = self._feeds.get(deployment_id)
-            if feed is None:
-                feed = self._feeds[deployment_id] = Feed(self, deployment_id, path).start()
-                self._subscribers[deployment_id] = set()
-            self._subscribers[deployment_id].add(key)
-            feed.attach(key, on_attach, since, tail)
-
-    def unsubscribe(self, deployment_id, key):
-        """Remove a subscriber; stop the relay thread after the last one."""
-        with self._lock:
-            keys = self._subscribers.get(deployment_id)
-            if keys is None or key not in keys:
-                return False
-            keys.discard(key)
-            feed = self._feeds[deployment_id]
-            feed.detach(key)
-            if not keys:
-                del self._feeds[deployment_id]
-                del self._subscribers[deployment_id]
-                feed.stop()
-            return True
-
-    def followed(self):
-        with self._lock:
-            return set(self._feeds)
-
-    def subscriber_count(self, deployment_id):
-        with self._lock:
-            return len(self._subscribers.get(deployment_id, ()))
-
-    def stop(self):
-        with self._lock:
-            feeds = list(self._feeds.values())
-            self._feeds.clear()
-            self._subscribers.clear()
-        for feed in feeds:
-            feed.stop()
+    def _start_source(self, deployment_id, path):
+        """Start the relay thread that feeds this worker's rooms for a deployment."""
+        return Feed(self, deployment_id, path).start()
 
     def deliver(self, deployment_id, kind, payload):
         """Queue a shipper's lines or status for the deployment, if anyone here follows it."""
         with self._lock:
-            feed = self._feeds.get(deployment_id)
+            feed = self._sources.get(deployment_id)
         if feed is not None:
             feed.put(kind, payload)
-
-    def _publish(self, deployment_id, lines):
-        for outlet in self.outlets:
-            outlet.publish(deployment_id, lines)
-
-    def _status(self, deployment_id, payload):
-        for outlet in self.outlets:
-            outlet.status(deployment_id, payload)
 
 
 class RelayManager(socketio.RedisManager):
