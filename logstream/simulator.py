@@ -37,7 +37,10 @@ def lifecycle(rng, service):
     packages = ["flask", "requests", "sqlalchemy", "redis", "celery", "pydantic",
                 "gunicorn", "boto3", "jinja2", "click", "urllib3", "certifi"]
     for name in rng.sample(packages, k=rng.randint(8, len(packages))):
-        yield "INFO", "install", f"Collecting {name}>={rng.randint(1, 3)}.{rng.randint(0, 9)}"
+        version = f"{rng.randint(1, 3)}.{rng.randint(0, 9)}"
+        yield "INFO", "install", f"Collecting {name}>={version}"
+        yield "INFO", "install", (f"  Downloading {name}-{version}.{rng.randint(0, 20)}-py3-none-any.whl "
+                                  f"({rng.randint(20, 900)} kB)")
     if rng.random() < 0.5:
         yield "WARN", "install", "pip is looking at multiple versions of urllib3 to resolve conflicts"
     if fails_in == "install":

@@ -94,6 +94,15 @@ class Tabs:
         return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real server for the module; simulated deployments write a line every 0.2 s,
+    so even one that fails early (about 25 lines) is still live when a page opens."""
+    with start_server(data_dir=tmp_path_factory.mktemp("logs"), port=0,
+                      line_interval=0.2) as handle:
+        yield handle
+
+
 @pytest.fixture
 def tabs(browser, server):
     """A fresh browser context per test; fails the test on any console error."""

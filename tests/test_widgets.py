@@ -277,7 +277,9 @@ def test_dashboard_keeps_rooms_apart_and_the_picker_switches_the_bar(fast_server
     try:
         a, b = dash.panes
         assert [p.deployment_id for p in dash.row.children] == [first, second]
-        wait_until(lambda: a.count > 20 and b.count > 20)
+        # Every lifecycle writes at least its 7 clone lines; one that fails
+        # early (a quarter do) may write barely 20 in all.
+        wait_until(lambda: a.count >= 7 and b.count >= 7)
         for pane_, deployment_id in ((a, first), (b, second)):
             written = (fast_server.data_dir / f"{deployment_id}.log").read_text().splitlines()
             assert all(written[n - 1] == message for n, message in pane_.lines)
