@@ -263,7 +263,9 @@ def test_dashboard_new_button_opens_a_pane_and_follows_the_lifecycle(fast_server
         assert pane.deployment_id in dash.refresh()
         wait_until(lambda: pane.outcome is not None, timeout=30, message="the deployment to end")
         wait_until(lambda: dash.progress.value == len(PHASES) - 1, message="a full bar")
-        assert values == sorted(values) and len(set(values)) >= 2  # it moved forward
+        # It only ever moves forward. (How many steps it shows depends on how
+        # fast the deployment runs against the 10 renders a second.)
+        assert values == sorted(values) and values[-1] == len(PHASES) - 1
         expected = {"succeeded": "success", "failed": "danger"}[pane.outcome]
         wait_until(lambda: dash.progress.bar_style == expected)
         assert pane.phase == "done" and pane.outcome in dash.progress_label.value
