@@ -26,8 +26,11 @@ serve: system-deps install
 test: system-deps install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Jupyter refuses to run as root unless told to (containers, CI machines).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: install
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
 
 screenshots: system-deps install
 	$(BIN)/python -m pytest tests/test_browser.py -k screenshot
