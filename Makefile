@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: install system-deps serve test lab screenshots bench clean
 
 install: $(STAMP)
-	@$(BIN)/python -m logstream.vendor
+	@$(BIN)/python -m logstream.web.vendor
 
 # Reinstall only when the dependencies change.
 $(STAMP): pyproject.toml

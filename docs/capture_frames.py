@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import websocket
 
-from logstream.server import start_server
+from logstream.web.server import start_server
 
 DEPLOYMENT = "shop-api-k3x9q2"
 FIRST_LINES = ("2026-11-25T17:45:20.101Z INFO  [clone] Cloning into 'shop-api'...\n"

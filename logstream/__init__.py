@@ -1,105 +1,35 @@
-"""Stream log files to browsers and notebooks over Socket.IO and SSE."""
+"""Stream log files to browsers and notebooks over Socket.IO and SSE.
 
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+The package is layered; each sub-package's docstring says what it may import,
+and ``tests/test_layers.py`` checks it:
 
-from flask import Flask
-from flask_socketio import SocketIO
+- ``logstream.support`` — stdlib-only helpers (ports, waiting, writing logs);
+- ``logstream.core`` — files and lines: following, numbering, simulating;
+- ``logstream.web`` — the Flask/Socket.IO server on top of the core;
+- ``logstream.scale`` — several web workers fed by one shipper over Redis;
+- ``logstream.clients`` — Python clients: LogClient and the notebook panes;
+- ``logstream.tools`` — measuring tools (bench, compare), never loaded by ``serve``.
 
-from .deployments import LineCounts
-from .hub import StreamHub
-from .limits import Limits
-from .lines import DEFAULT_MAX_LINE_BYTES
-from .simulator import Simulator
-from .transport import LogPacket, install as install_transport
+The names below are the public API, imported on first use so that
+``import logstream`` stays cheap and pulls in no optional dependency.
+"""
 
 __version__ = "0.1.0"
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-# Installed wheels carry the templates inside the package; a source checkout
-# keeps them in the top-level templates/ folder.
-TEMPLATE_DIR = next(p for p in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates")
-                    if p.is_dir())
-DEFAULT_DATA_DIR = "data/logs"
-# Clients send small control messages; anything bigger is refused.
-MAX_MESSAGE_BYTES = 64 * 1024
+_PUBLIC = {
+    "create_app": "logstream.web.app",
+    "start_server": "logstream.web.server",
+    "LogClient": "logstream.clients.logclient",
+    "LogPane": "logstream.clients.widgets",
+    "Dashboard": "logstream.clients.widgets",
+}
+
+__all__ = ["__version__", *_PUBLIC]
 
 
-@dataclass
-class LogstreamState:
-    """What one app instance shares between its routes and events."""
-
-    data_dir: Path
-    hub: StreamHub
-    simulator: Simulator
-    line_counts: LineCounts
-    limits: Limits
-    shutdown_hooks: list = field(default_factory=list)
-
-
-def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
-               use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
-               cors=None, token=None, limits=None, ping_interval=25, message_queue=None,
-               test_config=None):
-    """Create and configure the logstream Flask app and its Socket.IO server.
-
-    ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
-    route but /healthz, every stream and every Socket.IO connection require
-    it; ``limits`` is a :class:`logstream.limits.Limits`; ``ping_interval`` is
-    Engine.IO's heartbeat in seconds. With ``message_queue`` (a
-    ``redis://`` URL) the app is one of several web workers sharing rooms
-    through Redis: it runs no follower, its live lines come from
-    ``logstream ship`` (see docs/scaling.md).
-    """
-    from . import auth, events, sse, views
-
-    app = Flask(__name__, template_folder=str(TEMPLATE_DIR))
-    app.config.from_mapping(SECRET_KEY=os.urandom(16).hex())
-    if test_config:
-        app.config.update(test_config)
-    auth.init_app(app, token if token is not None else os.environ.get("LOGSTREAM_TOKEN"))
-    limits = limits or Limits()
-
-    data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
-    data_dir.mkdir(parents=True, exist_ok=True)
-    queue_options = {}
-    if message_queue:
-        from .relay import RelayHub, RelayManager
-        hub = RelayHub(data_dir, max_line_bytes=max_line_bytes)
-        queue_options = {"message_queue": message_queue,
-                         "client_manager": RelayManager(message_queue, hub)}
-    else:
-        hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
-                        poll_interval=poll_interval, use_inotify=use_inotify)
-    app.extensions["logstream"] = LogstreamState(
-        data_dir=data_dir, hub=hub,
-        simulator=Simulator(data_dir, line_interval=line_interval),
-        line_counts=LineCounts(), limits=limits)
-
-    socketio = SocketIO(
-        app, async_mode="threading",
-        # None keeps Socket.IO same-origin; an allowlist opens it to those only.
-        cors_allowed_origins=list(cors) if cors else None,
-        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
-        # Encodes the followers' pre-encoded payloads without walking them.
-        serializer=LogPacket,
-        logger=False, engineio_logger=False, **queue_options)
-    install_transport(socketio)
-    if message_queue:
-        # Hear the shipper before the first client joins, not after.
-        queue_options["client_manager"].start_listening()
-    events.register_events(socketio, hub, limits)
-    sse_outlet = sse.SSEOutlet()
-    hub.outlets.append(sse_outlet)
-    app.extensions["logstream.sse"] = sse_outlet
-    app.extensions["logstream"].shutdown_hooks.append(sse_outlet.close_all)
-    app.register_blueprint(views.bp)
-    app.register_blueprint(sse.bp)
-    return app
-
-
-def start_server(*args, **kwargs):
-    """Start a server in a background thread; see logstream.server.start_server."""
-    from .server import start_server as start
-    return start(*args, **kwargs)
+def __getattr__(name):
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'logstream' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(module), name)

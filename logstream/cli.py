@@ -1,11 +1,34 @@
 """The `logstream` command line."""
 
+import importlib
+
 import click
 
-from .lines import DEFAULT_MAX_LINE_BYTES
+from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
+
+# Subcommands that live with the code they drive, loaded only when invoked,
+# so `logstream serve` never imports the measuring tools or Redis.
+LAZY_COMMANDS = {
+    "bench": "logstream.tools.bench:bench",
+    "compare": "logstream.tools.compare:compare",
+    "ship": "logstream.scale.shipper:ship",
+}
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A click group whose other subcommands are imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="logstream")
 def main():
     """Stream log files to browsers and notebooks over WebSockets and SSE."""
@@ -36,8 +59,8 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
     """Serve the log viewer and the streaming endpoints."""
     import ipaddress
 
-    from .server import serve_forever
-    from .vendor import is_present
+    from logstream.web.server import serve_forever
+    from logstream.web.vendor import is_present
 
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -47,32 +70,27 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
         click.secho(f"warning: serving on {host} without --token: anyone who can reach "
                     "this machine can read every log.", fg="yellow", err=True)
 
+    worker = {}
     if message_queue:
-        from .relay import check_message_queue
+        from logstream.scale.relay import check_message_queue
+        from logstream.scale.worker import create_worker_app
 
         problem = check_message_queue(message_queue)
         if problem:
             raise click.UsageError(problem)
+        worker = {"app_factory": create_worker_app, "message_queue": message_queue}
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
-                    "run `make install` (or `python -m logstream.vendor`).", fg="yellow", err=True)
+                    "run `make install` (or `python -m logstream.web.vendor`).", fg="yellow", err=True)
     shown = f"http://{host}:{port}" + (f"/?token={token}" if token else "")
     click.echo(f"logstream serving {data_dir} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
                       max_line_bytes=max_line_bytes, use_inotify=not poll, token=token,
-                      message_queue=message_queue)
+                      **worker)
     except KeyboardInterrupt:
         pass
 
-
-from .bench import bench  # noqa: E402  (subcommands kept in their own modules)
-from .compare import compare  # noqa: E402
-from .shipper import ship  # noqa: E402
-
-main.add_command(bench)
-main.add_command(compare)
-main.add_command(ship)
 
 if __name__ == "__main__":
     main()

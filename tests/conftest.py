@@ -6,16 +6,16 @@ import time
 
 import pytest
 
-from logstream import lessons
-from logstream.client import LogClient
-from logstream.lessons import append  # noqa: F401  (tests import it from here)
-from logstream.server import start_server
+from logstream import support
+from logstream.clients.logclient import LogClient
+from logstream.support import append  # noqa: F401  (tests import it from here)
+from logstream.web.server import start_server
 
 
 def wait_until(predicate, timeout=10.0, interval=0.01, message="condition"):
     """Return once predicate() is true; fail the test after timeout seconds."""
     try:
-        return lessons.wait_until(predicate, timeout, interval, what=message)
+        return support.wait_until(predicate, timeout, interval, what=message)
     except TimeoutError:
         pytest.fail(f"timed out after {timeout} s waiting for {message}")
 

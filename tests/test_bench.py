@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from logstream.bench import run_bench
+from logstream.tools.bench import run_bench
 from logstream.cli import main
 
 CLIENTS = 2

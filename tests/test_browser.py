@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conftest import append, wait_until
-from logstream import vendor
-from logstream.server import start_server
-from logstream.simulator import format_line, lifecycle
+from logstream.web import vendor
+from logstream.web.server import start_server
+from logstream.core.simulator import format_line, lifecycle
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +47,7 @@ def browser():
     if not os.access(CHROMIUM, os.X_OK):
         unavailable(f"{CHROMIUM} is missing: install Debian's chromium (make system-deps)")
     if not vendor.is_present():
-        unavailable("the browser's Socket.IO client is missing: run python -m logstream.vendor")
+        unavailable("the browser's Socket.IO client is missing: run python -m logstream.web.vendor")
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         try:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conftest import wait_until
 from logstream.cli import main
-from logstream.host import free_port
+from logstream.support.host import free_port
 
 
 def test_help_lists_the_commands():

@@ -3,8 +3,8 @@
 import threading
 
 from conftest import append, wait_until
-from logstream.client import LogClient
-from logstream.server import start_server
+from logstream.clients.logclient import LogClient
+from logstream.web.server import start_server
 
 
 def reconnect_threads():

@@ -5,10 +5,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from logstream import compare
+from logstream.tools import compare
 from logstream.cli import main
-from logstream.measure import TRANSPORTS
-from logstream.server import start_server
+from logstream.tools.measure import TRANSPORTS
+from logstream.web.server import start_server
 
 SMALL = dict(lines=60, rate=300, burst=5, restart_lines=45, setup_trials=2)
 

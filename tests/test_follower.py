@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from conftest import append, wait_until
-from logstream.follower import Follower, inotify_available
+from logstream.core.follower import Follower, inotify_available
 
 
 class Recorder:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from logstream.host import free_port
+from logstream.support.host import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "06-live-log-panes.ipynb"

@@ -1,6 +1,6 @@
 """Unit tests for splitting bytes into lines."""
 
-from logstream.lines import LineSplitter, cut_marker
+from logstream.core.lines import LineSplitter, cut_marker
 
 
 def feed_all(splitter, *chunks):

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RawClient, append, open_fds, wait_until
-from logstream.client import LogClient
-from logstream.deployments import LineCounts, list_deployments
-from logstream.limits import Limits
-from logstream.server import start_server
-from logstream.host import free_port
+from logstream.clients.logclient import LogClient
+from logstream.core.deployments import LineCounts, list_deployments
+from logstream.web.limits import Limits
+from logstream.web.server import start_server
+from logstream.support.host import free_port
 
 
 @pytest.fixture
@@ -83,7 +83,8 @@ def test_cors_allowlist(make_server):
 def test_non_loopback_bind_without_token_warns(monkeypatch):
     from click.testing import CliRunner
 
-    from logstream import cli, server
+    from logstream import cli
+    from logstream.web import server
 
     served = []
     monkeypatch.setattr(server, "serve_forever", lambda *a, **k: served.append(k))
@@ -345,7 +346,7 @@ def test_gunicorn_with_threads_serves_and_streams(tmp_path):
     env = dict(os.environ, LOGSTREAM_DATA_DIR=str(tmp_path))
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "50",
-         "-b", f"127.0.0.1:{port}", "logstream.wsgi:app"],
+         "-b", f"127.0.0.1:{port}", "logstream.web.wsgi:app"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -402,7 +403,7 @@ def test_sse_slow_reader_is_cut_off_and_told_where_to_resume(make_server):
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.sendall(b"GET /deployments/fast/events HTTP/1.1\r\nHost: x\r\n\r\n")
-    sse_outlet = server.app.extensions["logstream.sse"]
+    sse_outlet = server.app.extensions["logstream.web.sse"]
     wait_until(lambda: sse_outlet._queues_of("fast"), message="the stream to attach")
     with open(log, "a") as fp:
         for i in range(1, 20_001):

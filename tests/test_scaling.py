@@ -14,8 +14,8 @@ import httpx
 import pytest
 import websocket
 
-from logstream.client import LogClient
-from logstream.host import free_port
+from logstream.clients.logclient import LogClient
+from logstream.support.host import free_port
 
 from conftest import Logs, append, wait_until
 

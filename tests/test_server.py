@@ -6,7 +6,7 @@ import threading
 import httpx
 
 from conftest import Logs, RawClient, wait_until
-from logstream.server import start_server
+from logstream.web.server import start_server
 
 
 def port_is_free(port):

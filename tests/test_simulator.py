@@ -4,8 +4,8 @@ import random
 import re
 
 from conftest import wait_until
-from logstream.deployments import is_valid_id
-from logstream.simulator import PHASES, Simulator, format_line, lifecycle, new_deployment_id
+from logstream.core.deployments import is_valid_id
+from logstream.core.simulator import PHASES, Simulator, format_line, lifecycle, new_deployment_id
 
 LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO |WARN |ERROR) \[(\w+)\] .+\n")
 

@@ -10,7 +10,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from conftest import Logs, append, open_fds, wait_until
-from logstream.server import start_server
+from logstream.web.server import start_server
 
 HEARTBEAT = 0.2
 

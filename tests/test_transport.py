@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import wait_until
-from logstream.bench_client import WireClient
-from logstream.events import batch_event, batch_json, line_event, line_json
-from logstream.transport import LogPacket, RawJSON
+from logstream.tools.leanclient import WireClient
+from logstream.web.events import batch_event, batch_json, line_event, line_json
+from logstream.web.websocket import LogPacket, RawJSON
 
 COMPACT = {"separators": (",", ":")}
 

@@ -11,9 +11,9 @@ import time
 import pytest
 
 from conftest import append, wait_until
-from logstream.server import start_server
-from logstream.simulator import lifecycle
-from logstream.widgets import PHASES, Dashboard, LogPane, describe_line, format_duration
+from logstream.web.server import start_server
+from logstream.core.simulator import lifecycle
+from logstream.clients.widgets import PHASES, Dashboard, LogPane, describe_line, format_duration
 
 
 @pytest.fixture

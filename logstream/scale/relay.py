@@ -5,7 +5,7 @@ shipper (logstream/shipper.py) publishes one ``log_batch`` per read into the
 deployment's batch room through Redis; :class:`RelayManager` (the worker's
 Socket.IO client manager) hands those to :class:`RelayHub` instead of
 fanning them out as they are. The hub has the same interface as
-:class:`logstream.hub.StreamHub`, so the Socket.IO events and the SSE route
+:class:`logstream.core.hub.StreamHub`, so the Socket.IO events and the SSE route
 work unchanged: each followed deployment has one thread that receives live
 lines and new subscribers in order, sends a subscriber its history from disk
 up to the last line the room has had, and only then lets it into the room.
@@ -19,9 +19,9 @@ import threading
 
 import socketio
 
-from .follower import HISTORY_BATCH, _open_no_follow
-from .hub import StreamHub
-from .lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from logstream.core.follower import HISTORY_BATCH, _open_no_follow
+from logstream.core.hub import StreamHub
+from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import queue
 import select
 import threading
 
-from .lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
 try:  # inotify is Linux-only; elsewhere the follower polls.
     import inotify_simple

@@ -8,7 +8,7 @@ import time
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import create_app
+from logstream.web.app import create_app
 
 # Loggers whose output must stay out of notebook cells in quiet mode.
 SERVER_LOGGERS = ("werkzeug", "logstream", "engineio.server", "socketio.server")
@@ -201,9 +201,10 @@ def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_opti
     return ServerHandle(app, httpd, thread, memory_log)
 
 
-def serve_forever(data_dir=None, host="127.0.0.1", port=5000, **app_options):
+def serve_forever(data_dir=None, host="127.0.0.1", port=5000, app_factory=create_app,
+                  **app_options):
     """Serve in the foreground until interrupted (the `logstream serve` command)."""
-    app = create_app(data_dir, **app_options)
+    app = app_factory(data_dir, **app_options)
     httpd = track_connections(
         make_server(host, port, app, threaded=True, request_handler=RequestHandler))
     handle = ServerHandle(app, httpd, None)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from .deployments import LOG_SUFFIX, is_valid_id
-from .events import batch_event, batch_room
-from .follower import Follower
-from .lines import DEFAULT_MAX_LINE_BYTES
-from .relay import SHIPPED
+from logstream.core.deployments import LOG_SUFFIX, is_valid_id
+from logstream.web.events import batch_event, batch_room
+from logstream.core.follower import Follower
+from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
+from logstream.scale.relay import SHIPPED
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class Shipper:
               type=click.FloatRange(min=0.01), help="Seconds between looks for new log files.")
 def ship(data_dir, message_queue, max_line_bytes, poll, scan_interval):
     """Follow every log in the data directory and publish its lines to the web workers."""
-    from .relay import check_message_queue
+    from logstream.scale.relay import check_message_queue
 
     problem = check_message_queue(message_queue)
     if problem:

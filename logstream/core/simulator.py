@@ -6,7 +6,7 @@ import string
 import threading
 from datetime import datetime, timezone
 
-from .deployments import new_log_path
+from logstream.core.deployments import new_log_path
 
 ID_ALPHABET = string.ascii_lowercase + string.digits
 SERVICES = ["shop-api", "billing", "search", "auth", "web-frontend", "inventory",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .host import free_port
+from logstream.support.host import free_port
 
 
 

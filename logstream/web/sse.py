@@ -9,8 +9,8 @@ import time
 
 from flask import Blueprint, Response, current_app, request
 
-from .deployments import UnknownDeployment
-from .validation import RequestError, deployment_id_from, since_from
+from logstream.core.deployments import UnknownDeployment
+from logstream.web.validation import RequestError, deployment_id_from, since_from
 
 bp = Blueprint("sse", __name__)
 
@@ -182,7 +182,7 @@ def events(deployment_id):
     deployment_id_from(deployment_id)
     since = _requested_since()
     state = current_app.extensions["logstream"]
-    outlet = current_app.extensions["logstream.sse"]
+    outlet = current_app.extensions["logstream.web.sse"]
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
     sock = request.environ.get("werkzeug.socket")
     q = Backlog(state.limits.max_backlog)

@@ -9,8 +9,8 @@ import time
 import httpx
 import ipywidgets as widgets
 
-from .client import LogClient
-from .deployments import is_valid_id
+from logstream.clients.logclient import LogClient
+from logstream.core.deployments import is_valid_id
 
 DEFAULT_MAXLEN = 500
 MAX_RENDERS_PER_SECOND = 10

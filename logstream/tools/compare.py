@@ -20,8 +20,8 @@ from pathlib import Path
 
 import click
 
-from .host import machine
-from .measure import TRANSPORTS, Relay, ServerProcess, make_line, server_cpu_reader
+from logstream.support.host import machine
+from logstream.tools.measure import TRANSPORTS, Relay, ServerProcess, make_line, server_cpu_reader
 
 SETTLE_SECONDS = 1.0  # a naive reader counts as finished after this long without a line
 # The clients log warnings when the server vanishes, which is the point of

@@ -7,7 +7,7 @@ tailer per deployment (the seed started one per start_streaming, so every
 client got each line once per client) and tailers stop with the process.
 Everything else (same Flask-SocketIO threading mode on Werkzeug's threaded
 server, no line numbers, no history) is as the seed describes.
-Run it with ``python -m logstream.bench_seed --port N --data-dir D``.
+Run it with ``python -m logstream.tools.baseline_app --port N --data-dir D``.
 """
 
 import argparse

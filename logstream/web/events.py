@@ -9,11 +9,11 @@ from collections import Counter
 from flask import request
 from flask_socketio import ConnectionRefusedError, emit
 
-from . import auth
-from .deployments import UnknownDeployment
-from .limits import ClientLimits
-from .transport import RawJSON
-from .validation import (RequestError, start_streaming_request,
+from logstream.web import auth
+from logstream.core.deployments import UnknownDeployment
+from logstream.web.limits import ClientLimits
+from logstream.web.websocket import RawJSON
+from logstream.web.validation import (RequestError, start_streaming_request,
                          stop_streaming_request)
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import socketio
 
-from .host import free_port
+from logstream.support.host import free_port
 from engineio.payload import Payload
 from httpx_sse import connect_sse
 

@@ -1,7 +1,7 @@
 """Fetch the browser's Socket.IO client from its npm package, checked against a pinned checksum.
 
 The app serves this file itself so the viewer works offline (no CDN); it is
-fetched at install time (``make install`` runs ``python -m logstream.vendor``)
+fetched at install time (``make install`` runs ``python -m logstream.web.vendor``)
 and never committed.
 """
 
@@ -16,7 +16,7 @@ PACKAGE = "socket.io-client"
 VERSION = "4.8.1"  # speaks Socket.IO protocol 5, as python-socketio 5 does
 MEMBER = "package/dist/socket.io.min.js"
 SHA256 = "b0e735814f8dcfecd6cdb8a7ce95a297a7e1e5f2727a29e6f5901801d52fa0c5"
-TARGET = Path(__file__).resolve().parent / "static" / "vendor" / "socket.io.min.js"
+TARGET = Path(__file__).resolve().parent.parent / "static" / "vendor" / "socket.io.min.js"
 
 
 def is_present(target=TARGET):

@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 from flask import (Blueprint, abort, current_app, jsonify, make_response,
                    redirect, render_template, request, url_for)
 
-from .auth import presented_token, required_token
-from .deployments import (InvalidDeploymentId, UnknownDeployment,
+from logstream.web.auth import presented_token, required_token
+from logstream.core.deployments import (InvalidDeploymentId, UnknownDeployment,
                           list_deployments, log_path)
-from .validation import RequestError, deployment_id_from
+from logstream.web.validation import RequestError, deployment_id_from
 
 bp = Blueprint("views", __name__)
 

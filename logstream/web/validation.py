@@ -1,6 +1,6 @@
 """Check client requests and describe what is wrong with them in plain words."""
 
-from .deployments import ID_PATTERN, is_valid_id
+from logstream.core.deployments import ID_PATTERN, is_valid_id
 
 
 class RequestError(Exception):

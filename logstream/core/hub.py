@@ -2,8 +2,8 @@
 
 import threading
 
-from .deployments import log_path
-from .follower import Follower
+from logstream.core.deployments import log_path
+from logstream.core.follower import Follower
 
 
 class StreamHub:

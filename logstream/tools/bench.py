@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import click
 import psutil
 
-from .host import free_port, machine
-from .bench_client import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
+from logstream.support.host import free_port, machine
+from logstream.tools.leanclient import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
 
 LINE_BYTES = 100
 SETTLE_SECONDS = 0.2      # lets a seed-style tailer open the file before lines arrive
@@ -62,7 +62,7 @@ class Target:
             command = [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
                        "--data-dir", str(data_dir)]
         elif design == "seed":
-            command = [sys.executable, "-m", "logstream.bench_seed", "--port", str(port),
+            command = [sys.executable, "-m", "logstream.tools.baseline_app", "--port", str(port),
                        "--data-dir", str(data_dir)]
         else:
             raise BenchError(f"There is no server design called {design!r}; use logstream or seed.")

@@ -1,0 +1,8 @@
+"""The streaming core: turn growing files into numbered lines and share them.
+
+Lines (bytes → text), the follower (one file, its history and live lines),
+the hub (one source per deployment, many subscribers), deployments (ids and
+safe paths) and the simulator (applications that write realistic logs). It
+knows files and threads, not HTTP: it imports only the standard library,
+``logstream.support`` and, on Linux, inotify_simple — never Flask or Socket.IO.
+"""

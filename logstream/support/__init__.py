@@ -1,0 +1,9 @@
+"""Small stdlib-only helpers that every layer may use: free ports and machine facts,
+waiting on a condition, writing a log as an application does, and starting
+child processes. Imports nothing from the rest of logstream.
+"""
+
+from logstream.support.logwriter import LineWriter, append
+from logstream.support.waiting import wait_until
+
+__all__ = ["LineWriter", "append", "wait_until"]

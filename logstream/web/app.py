@@ -1,0 +1,93 @@
+"""The app factory: one Flask app, its Socket.IO server and the state they share."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from logstream.core.deployments import LineCounts
+from logstream.core.hub import StreamHub
+from logstream.web.limits import Limits
+from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
+from logstream.core.simulator import Simulator
+from logstream.web.websocket import LogPacket, install as install_transport
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+# Installed wheels carry the templates inside the package; a source checkout
+# keeps them in the top-level templates/ folder.
+TEMPLATE_DIR = next(p for p in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates")
+                    if p.is_dir())
+DEFAULT_DATA_DIR = "data/logs"
+# Clients send small control messages; anything bigger is refused.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass
+class LogstreamState:
+    """What one app instance shares between its routes and events."""
+
+    data_dir: Path
+    hub: StreamHub
+    simulator: Simulator
+    line_counts: LineCounts
+    limits: Limits
+    shutdown_hooks: list = field(default_factory=list)
+
+
+def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
+               use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+               cors=None, token=None, limits=None, ping_interval=25, make_hub=None,
+               test_config=None):
+    """Create and configure the logstream Flask app and its Socket.IO server.
+
+    ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
+    route but /healthz, every stream and every Socket.IO connection require
+    it; ``limits`` is a :class:`logstream.web.limits.Limits`; ``ping_interval`` is
+    Engine.IO's heartbeat in seconds. ``make_hub(data_dir)`` replaces the
+    hub of followers with another source of lines; a hub with a
+    ``client_manager`` brings the Socket.IO manager that shares its rooms
+    (``logstream.scale.worker`` builds a Redis-fed worker this way).
+    """
+    from logstream.web import auth, events, sse, views
+
+    app = Flask("logstream", template_folder=str(TEMPLATE_DIR),
+                static_folder=str(PACKAGE_DIR / "static"))
+    app.config.from_mapping(SECRET_KEY=os.urandom(16).hex())
+    if test_config:
+        app.config.update(test_config)
+    auth.init_app(app, token if token is not None else os.environ.get("LOGSTREAM_TOKEN"))
+    limits = limits or Limits()
+
+    data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if make_hub is not None:
+        hub = make_hub(data_dir)
+    else:
+        hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
+                        poll_interval=poll_interval, use_inotify=use_inotify)
+    manager = getattr(hub, "client_manager", None)
+    queue_options = {"client_manager": manager} if manager is not None else {}
+    app.extensions["logstream"] = LogstreamState(
+        data_dir=data_dir, hub=hub,
+        simulator=Simulator(data_dir, line_interval=line_interval),
+        line_counts=LineCounts(), limits=limits)
+
+    socketio = SocketIO(
+        app, async_mode="threading",
+        # None keeps Socket.IO same-origin; an allowlist opens it to those only.
+        cors_allowed_origins=list(cors) if cors else None,
+        max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
+        # Encodes the followers' pre-encoded payloads without walking them.
+        serializer=LogPacket,
+        logger=False, engineio_logger=False, **queue_options)
+    install_transport(socketio)
+    events.register_events(socketio, hub, limits)
+    sse_outlet = sse.SSEOutlet()
+    hub.outlets.append(sse_outlet)
+    app.extensions["logstream.web.sse"] = sse_outlet
+    app.extensions["logstream"].shutdown_hooks.append(sse_outlet.close_all)
+    app.register_blueprint(views.bp)
+    app.register_blueprint(sse.bp)
+    return app
