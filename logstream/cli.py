@@ -5,6 +5,7 @@ import importlib
 import click
 
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
+from logstream.core.spool import DEFAULT_SPOOL_BYTES, MIN_SPOOL_BYTES
 
 # Subcommands that live with the code they drive, loaded only when invoked,
 # so `logstream serve` never imports the measuring tools or Redis.
@@ -54,9 +55,21 @@ def main():
 @click.option("--message-queue", metavar="URL", default=None,
               help="Share rooms with other workers through Redis (redis://HOST:PORT/DB); "
                    "live lines then come from `logstream ship`.")
+@click.option("--name", default="stdin", show_default=True,
+              help="The deployment id of standard input, when PATH is '-'.")
+@click.option("--spool-bytes", default=DEFAULT_SPOOL_BYTES, show_default=True,
+              type=click.IntRange(min=MIN_SPOOL_BYTES),
+              help="Standard input is kept in a spool file of at most this size; "
+                   "past it, the spool starts again (as a rotated log).")
+@click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token,
-          message_queue):
-    """Serve the log viewer and the streaming endpoints."""
+          message_queue, name, spool_bytes, paths):
+    """Serve the log viewer and the streaming endpoints.
+
+    Each PATH is a log file, a folder (every *.log file under it, now or
+    later) or '-' for standard input. Without PATH, the <deployment>.log files
+    of --data-dir are served, with simulated deployments.
+    """
     import ipaddress
 
     from logstream.web.server import serve_forever
@@ -71,6 +84,10 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
                     "this machine can read every log.", fg="yellow", err=True)
 
     worker = {}
+    if paths:
+        if message_queue:
+            raise click.UsageError("--message-queue serves --data-dir; it can't follow PATHs.")
+        worker["sources"] = followed_set(paths, name, spool_bytes)
     if message_queue:
         from logstream.scale.relay import check_message_queue
         from logstream.scale.worker import create_worker_app
@@ -83,13 +100,37 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.web.vendor`).", fg="yellow", err=True)
     shown = f"http://{host}:{port}" + (f"/?token={token}" if token else "")
-    click.echo(f"logstream serving {data_dir} on {shown}  (Ctrl+C to stop)")
+    served = f"{len(paths)} path(s)" if paths else data_dir
+    click.echo(f"logstream serving {served} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
                       max_line_bytes=max_line_bytes, use_inotify=not poll, token=token,
                       **worker)
     except KeyboardInterrupt:
         pass
+
+
+def followed_set(paths, name, spool_bytes):
+    """Return the FollowedSet of the command line's PATHs, reading standard input for '-'."""
+    import sys
+
+    from logstream.core.sources import FollowedSet
+    from logstream.core.spool import StdinSpool
+
+    if paths.count("-") > 1:
+        raise click.UsageError("'-' (standard input) can be given once.")
+    spool = None
+    if "-" in paths:
+        spool = StdinSpool(sys.stdin.buffer, name=name, max_bytes=spool_bytes)
+    try:
+        followed = FollowedSet([p for p in paths if p != "-"], stdin=spool)
+    except ValueError as error:
+        if spool is not None:
+            spool.close()
+        raise click.UsageError(str(error))
+    if spool is not None:
+        spool.start()
+    return followed
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import collections
 import threading
 import time
 
+import httpx
 import socketio
 
 
@@ -276,6 +277,34 @@ class LogClient:
         started = time.perf_counter()
         self.sio.call("ping", payload, timeout=timeout)
         return (time.perf_counter() - started) * 1000
+
+    def search(self, deployment_id, text, *, regex=False, limit=100, before=None, timeout=30):
+        """Search a deployment's whole log; return its matches as (line, message), newest first.
+
+        The list has a ``next_before`` attribute: None when every match was
+        returned, else the ``before`` that asks for the older ones.
+        """
+        params = {"q": text, "limit": limit}
+        if regex:
+            params["regex"] = "1"
+        if before is not None:
+            params["before"] = before
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = httpx.get(f"{self.url}/api/deployments/{deployment_id}/search",
+                             params=params, headers=headers, timeout=timeout)
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if response.status_code != 200:
+            raise ValueError(body.get("message") or f"The search failed: HTTP {response.status_code}.")
+        matches = SearchResult((m["line"], m["message"]) for m in body["matches"])
+        matches.next_before = body.get("next_before") if body["truncated"] else None
+        return matches
+
+
+class SearchResult(list):
+    """A list of (line, message) matches that knows where the next page starts."""
+
+    next_before = None
 
 
 def follow(url, deployment_id, since=None, **options):

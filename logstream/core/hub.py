@@ -30,7 +30,7 @@ class StreamHub:
 
         Raises InvalidDeploymentId or UnknownDeployment before anything starts.
         """
-        path = log_path(self.data_dir, deployment_id)
+        path = self.resolve(deployment_id)
         with self._lock:
             source = self._sources.get(deployment_id)
             if source is None:
@@ -38,6 +38,10 @@ class StreamHub:
                 self._subscribers[deployment_id] = set()
             self._subscribers[deployment_id].add(key)
             source.attach(key, on_attach, since=since, tail=tail)
+
+    def resolve(self, deployment_id):
+        """Return the log path of deployment_id; an app may set another resolver."""
+        return log_path(self.data_dir, deployment_id)
 
     def _start_source(self, deployment_id, path):
         """Start what delivers a deployment's lines: here, a Follower of its file."""

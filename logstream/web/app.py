@@ -9,6 +9,7 @@ from flask_socketio import SocketIO
 
 from logstream.core.deployments import LineCounts
 from logstream.core.hub import StreamHub
+from logstream.core.sources import DataDirSources
 from logstream.web.limits import Limits
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
 from logstream.core.simulator import Simulator
@@ -34,12 +35,14 @@ class LogstreamState:
     line_counts: LineCounts
     limits: Limits
     shutdown_hooks: list = field(default_factory=list)
+    # What ids mean: the data dir's <id>.log files, or the paths named on the command line.
+    sources: object = None
 
 
 def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
                cors=None, token=None, limits=None, ping_interval=25, make_hub=None,
-               test_config=None):
+               sources=None, test_config=None):
     """Create and configure the logstream Flask app and its Socket.IO server.
 
     ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
@@ -49,8 +52,11 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     hub of followers with another source of lines; a hub with a
     ``client_manager`` brings the Socket.IO manager that shares its rooms
     (``logstream.scale.worker`` builds a Redis-fed worker this way).
+    ``sources`` (a :class:`logstream.core.sources.FollowedSet`) serves the
+    files, folders and standard input it names instead of ``data_dir``, with
+    simulated deployments turned off.
     """
-    from logstream.web import auth, events, sse, views
+    from logstream.web import auth, events, files, sse, views
 
     app = Flask("logstream", template_folder=str(TEMPLATE_DIR),
                 static_folder=str(PACKAGE_DIR / "static"))
@@ -60,19 +66,27 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     auth.init_app(app, token if token is not None else os.environ.get("LOGSTREAM_TOKEN"))
     limits = limits or Limits()
 
-    data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    if sources is None:
+        data_dir = Path(data_dir or os.environ.get("LOGSTREAM_DATA_DIR", DEFAULT_DATA_DIR))
+        data_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        data_dir = None  # nothing is created or simulated: only the named paths are read
     if make_hub is not None:
         hub = make_hub(data_dir)
     else:
         hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
                         poll_interval=poll_interval, use_inotify=use_inotify)
+    simulator = Simulator(data_dir, line_interval=line_interval)
+    if sources is None:
+        sources = DataDirSources(data_dir, running=simulator.running)
+    hub.resolve = sources.resolve
     manager = getattr(hub, "client_manager", None)
     queue_options = {"client_manager": manager} if manager is not None else {}
+    app.config.setdefault("LOGSTREAM_MAX_LINE_BYTES", max_line_bytes)
     app.extensions["logstream"] = LogstreamState(
-        data_dir=data_dir, hub=hub,
-        simulator=Simulator(data_dir, line_interval=line_interval),
-        line_counts=LineCounts(), limits=limits)
+        data_dir=data_dir, hub=hub, simulator=simulator,
+        line_counts=LineCounts(), limits=limits, sources=sources)
+    app.extensions["logstream"].shutdown_hooks.append(sources.close)
 
     socketio = SocketIO(
         app, async_mode="threading",
@@ -90,4 +104,5 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     app.extensions["logstream"].shutdown_hooks.append(sse_outlet.close_all)
     app.register_blueprint(views.bp)
     app.register_blueprint(sse.bp)
+    files.init_app(app)
     return app

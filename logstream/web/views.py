@@ -6,8 +6,7 @@ from flask import (Blueprint, abort, current_app, jsonify, make_response,
                    redirect, render_template, request, url_for)
 
 from logstream.web.auth import presented_token, required_token
-from logstream.core.deployments import (InvalidDeploymentId, UnknownDeployment,
-                          list_deployments, log_path)
+from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
 from logstream.web.validation import RequestError, deployment_id_from
 
 bp = Blueprint("views", __name__)
@@ -42,7 +41,7 @@ def deployment_or_404(deployment_id):
     """Return the log path for deployment_id, or abort with 400/404."""
     deployment_id_from(deployment_id)  # 400 with a sentence when malformed
     try:
-        return log_path(state().data_dir, deployment_id)
+        return state().sources.resolve(deployment_id)
     except (InvalidDeploymentId, UnknownDeployment):
         abort(error_response(404, "unknown_deployment",
                              f"There is no deployment called {deployment_id!r}."))
@@ -51,8 +50,7 @@ def deployment_or_404(deployment_id):
 def deployments():
     """Return the description of every deployment."""
     st = state()
-    return list_deployments(st.data_dir, live_ids=st.simulator.running(),
-                            line_counts=st.line_counts)
+    return st.sources.describe(st.line_counts)
 
 
 @bp.app_template_filter("isotime")
@@ -63,11 +61,16 @@ def isotime(timestamp):
 
 @bp.get("/")
 def index():
-    return render_template("index.html", deployments=deployments())
+    return render_template("index.html", deployments=deployments(),
+                           simulates=state().sources.simulates)
 
 
 @bp.post("/deployments")
 def new_deployment():
+    if not state().sources.simulates:
+        return error_response(409, "not_simulating",
+                              "This server follows the files it was given; it doesn't "
+                              "start simulated deployments.")
     deployment_id = state().simulator.start()
     url = url_for("views.deployment", deployment_id=deployment_id)
     if wants_json():
@@ -87,7 +90,7 @@ def deployment(deployment_id):
 
 @bp.get("/api/deployments")
 def api_deployments():
-    return jsonify([{key: d[key] for key in ("id", "lines", "bytes", "live", "modified")}
+    return jsonify([{key: d[key] for key in ("id", "path", "lines", "bytes", "live", "modified")}
                     for d in deployments()])
 
 
