@@ -236,3 +236,13 @@ def test_serve_refuses_a_missing_path_with_a_sentence(tmp_path):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "no such file or folder" in result.stderr
+
+
+def test_the_folder_walk_stops_at_its_file_budget(tmp_path, monkeypatch):
+    from logstream.core import sources
+
+    for i in range(12):
+        (tmp_path / f"f{i:02}.log").write_text("x\n")
+    monkeypatch.setattr(sources, "MAX_FILES", 5)
+    followed = FollowedSet([tmp_path])
+    assert len(followed.describe()) == 5 and followed.truncated

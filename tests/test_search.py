@@ -211,3 +211,23 @@ def test_the_list_stream_announces_new_growing_and_finished_deployments(http, lo
         wait_until(lambda: entry()["live"] is False, message="the log listed as finished")
         source.response.close()
         reader.join(10)
+
+
+@pytest.mark.parametrize("setting, route", [
+    ("LOGSTREAM_MAX_DOWNLOADS", "/deployments/a/raw"),
+    ("LOGSTREAM_MAX_LIST_STREAMS", "/api/deployments/events"),
+])
+def test_downloads_and_list_streams_beyond_their_cap_get_a_429(tmp_path, setting, route):
+    (tmp_path / "a.log").write_text("x\n")
+    with start_server(data_dir=tmp_path, test_config={setting: 0}) as server:
+        response = httpx.get(server.url + route, timeout=10)
+    assert response.status_code == 429 and "try again" in response.json()["message"]
+
+
+def test_a_line_longer_than_a_search_block_is_searched_and_numbered(http, logs):
+    deployment_id, path = logs.make()
+    path.write_bytes(b"first\nNEEDLE " + b"x" * (3 << 20) + b"\nafter needle\n")
+    body = http.get(f"/api/deployments/{deployment_id}/search", params={"q": "needle"}).json()
+    assert [m["line"] for m in body["matches"]] == [3, 2]
+    assert body["matches"][1]["message"].startswith("NEEDLE xxx")
+    assert body["matches"][1]["message"].endswith("bytes cut]")

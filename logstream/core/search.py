@@ -182,7 +182,7 @@ def _message(raw, max_line_bytes):
 
 
 def _blocks(fd, start, end):
-    """Yield blocks of whole lines between start and end (end is a line start).
+    """Yield (block, where it ends) for each run of whole lines from start to end (a line start).
 
     A line longer than a block is cut to its first block, so memory stays
     bounded whatever the file holds.
@@ -194,10 +194,9 @@ def _blocks(fd, start, end):
             return
         cut = chunk.rfind(b"\n") + 1
         if cut:
-            yield chunk[:cut]
             pos += cut
+            yield chunk[:cut], pos
             continue
-        yield chunk + b"\n"
         pos += len(chunk)
         while pos < end:  # skip the rest of the long line
             rest = os.pread(fd, min(BLOCK, end - pos), pos)
@@ -208,6 +207,7 @@ def _blocks(fd, start, end):
                 pos += newline + 1
                 break
             pos += len(rest)
+        yield chunk + b"\n", pos
 
 
 def search(fd, index, key, hits, *, limit=100, before=None,
@@ -234,7 +234,7 @@ def search(fd, index, key, hits, *, limit=100, before=None,
         number = first
         timed_out = False
         try:
-            for block in _blocks(fd, offsets[k], stop):
+            for block, block_end in _blocks(fd, offsets[k], stop):
                 if time.monotonic() > deadline:
                     raise OutOfTime
                 for line, raw in hits(block, deadline):
@@ -242,7 +242,8 @@ def search(fd, index, key, hits, *, limit=100, before=None,
                         break
                     found.append((number + line, raw))
                     seen += 1
-                number += block.count(b"\n")
+                if block_end < stop:  # the index numbers the next stretch
+                    number += block.count(b"\n")
         except OutOfTime:
             timed_out = True
         if timed_out:
