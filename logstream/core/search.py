@@ -14,6 +14,9 @@ BLOCK = 1 << 20
 # Record where a line starts about every this many bytes; a search walks the
 # file backwards one such stretch at a time, newest first.
 INDEX_SPACING = 1 << 20
+# A stretch (at most INDEX_SPACING + BLOCK long) is searched in one read, so
+# the index numbers its lines and they need not be counted.
+SEARCH_BLOCK = 4 << 20
 INDEXED_FILES = 64
 SEARCH_SECONDS = 5.0
 # One line that keeps a regular expression busy this long is refused outright.
@@ -94,7 +97,7 @@ def compile_query(text, use_regex=False):
     if "\n" in text or "\r" in text:
         raise SearchError("invalid_query", "A search can't contain a line break: lines never do.")
     if not use_regex and text.isascii():
-        return _literal(text.lower().encode())
+        return _literal(text.encode())
     try:
         pattern = regex.compile(text if use_regex else regex.escape(text), regex.IGNORECASE)
     except regex.error as error:
@@ -103,18 +106,20 @@ def compile_query(text, use_regex=False):
 
 
 def _literal(needle):
+    # regex finds an ASCII literal case-insensitively in bytes about as fast as
+    # bytes.find finds it exactly: twice as fast as lowering each block first.
+    pattern = regex.compile(regex.escape(needle), regex.IGNORECASE)
+
     def hits(block, deadline):
-        # bytes.lower() folds ASCII only, which is all an ASCII needle needs.
-        lowered = block.lower()
-        at = lowered.find(needle)
+        found = pattern.search(block)
         line, counted = 0, 0
-        while at >= 0:
-            start = block.rfind(b"\n", 0, at) + 1
-            end = block.find(b"\n", at)
+        while found:
+            start = block.rfind(b"\n", 0, found.start()) + 1
+            end = block.find(b"\n", found.start())
             line += block.count(b"\n", counted, start)
             counted = start
             yield line, block[start:end]
-            at = lowered.find(needle, end + 1)
+            found = pattern.search(block, end + 1)
     return hits
 
 
@@ -189,7 +194,7 @@ def _blocks(fd, start, end):
     """
     pos = start
     while pos < end:
-        chunk = os.pread(fd, min(BLOCK, end - pos), pos)
+        chunk = os.pread(fd, min(SEARCH_BLOCK, end - pos), pos)
         if not chunk:
             return
         cut = chunk.rfind(b"\n") + 1
