@@ -159,12 +159,14 @@ def test_the_stdin_spool_stays_within_its_budget(tmp_path):
     spool.close()
 
 
-def serve(args, **options):
-    """Start `logstream serve ARGS` on a free port; return (process, url)."""
+def serve(args, output, **options):
+    """Start `logstream serve ARGS` on a free port, its output going to the file output;
+    return (process, url). (A pipe nobody reads would fill with the request log and
+    stall the server.)"""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **options)
+        stdout=output, stderr=subprocess.STDOUT, **options)
     url = f"http://127.0.0.1:{port}"
 
     def healthy():
@@ -178,8 +180,7 @@ def serve(args, **options):
 
 def stop(process):
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=15)
-    return process.returncode, output.decode()
+    return process.wait(timeout=15)
 
 
 def test_serve_files_folders_and_a_piped_command_end_to_end(tree):
@@ -191,8 +192,10 @@ def test_serve_files_folders_and_a_piped_command_end_to_end(tree):
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     process = None
     try:
+        log = open(tree / "server-output.txt", "wb")
         process, url = serve([str(tree / "syslog"), str(tree / "app"), "-", "--name", "build"],
-                             stdin=producer.stdout)
+                             log, stdin=producer.stdout)
+        log.close()  # the server has its own copy
         producer.stdout.close()  # the server holds the only reading end now
         with httpx.Client(base_url=url, timeout=10) as client:
             entries = wait_until(
@@ -221,8 +224,8 @@ def test_serve_files_folders_and_a_piped_command_end_to_end(tree):
             raw = client.get("/deployments/build/raw")
             assert raw.text.splitlines()[-1] == "build done"
             assert client.get("/healthz").status_code == 200
-        code, output = stop(process)
-        assert code == 0
+        assert stop(process) == 0
+        assert f"logstream serving 3 path(s) on {url}" in (tree / "server-output.txt").read_text()
     finally:
         for proc in (producer, process):
             if proc is not None and proc.poll() is None:
