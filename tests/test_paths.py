@@ -198,10 +198,10 @@ def test_serve_files_folders_and_a_piped_command_end_to_end(tree):
         log.close()  # the server has its own copy
         producer.stdout.close()  # the server holds the only reading end now
         with httpx.Client(base_url=url, timeout=10) as client:
-            entries = wait_until(
-                lambda: {d["path"]: d for d in client.get("/api/deployments").json()
-                         if d["path"] != "-" or d["lines"] == 5},
-                message="the piped lines to be spooled")
+            def spooled():
+                listed = {d["path"]: d for d in client.get("/api/deployments").json()}
+                return listed if listed.get("-", {}).get("lines") == 5 else None
+            entries = wait_until(spooled, timeout=30, message="the piped lines to be spooled")
             assert "-" in entries and str(tree / "syslog") in entries
             assert str(tree / "app/api/app.log") in entries
             build = entries["-"]

@@ -36,7 +36,8 @@
     let value = bytes;
     let unit = 0;
     while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit += 1; }
-    return unit ? `${value.toFixed(1)} ${units[unit]}` : `${bytes} Bytes`;
+    if (!unit) return bytes === 1 ? "1 Byte" : `${bytes} Bytes`;
+    return `${value.toFixed(1)} ${units[unit]}`;
   }
 
   function cell(className, text) {

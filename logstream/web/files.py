@@ -6,11 +6,11 @@ import os
 import threading
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, make_response, request, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, make_response, request, send_file
 
 from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
-from logstream.core.search import (LineIndex, SearchError, compile_query, open_log,
-                                   read_lines, search)
+from logstream.core.search import (SEARCH_SECONDS, LineIndex, SearchError, compile_query,
+                                   open_log, read_lines, search)
 from logstream.web.sse import DEPARTURE_CHECK_SECONDS, _client_gone
 from logstream.web.validation import RequestError, deployment_id_from
 
@@ -80,26 +80,15 @@ def search_error(error):
 
 
 def open_deployment(deployment_id):
-    """Return an open descriptor of deployment_id's file, or raise an HTTP error response."""
+    """Return an open descriptor of deployment_id's file, or abort with 400/404."""
     deployment_id_from(deployment_id)
     state = current_app.extensions["logstream"]
     try:
         return open_log(state.sources.resolve(deployment_id))
     except (InvalidDeploymentId, UnknownDeployment, FileNotFoundError, OSError):
         # OSError too: a followed file replaced by a symlink (ELOOP) is not served.
-        raise _Abort(refuse(404, "unknown_deployment",
-                            f"There is no deployment called {deployment_id!r}."))
-
-
-class _Abort(Exception):
-    def __init__(self, response):
-        super().__init__()
-        self.response = response
-
-
-@bp.errorhandler(_Abort)
-def aborted(error):
-    return error.response
+        abort(refuse(404, "unknown_deployment",
+                     f"There is no deployment called {deployment_id!r}."))
 
 
 def whole_number(name, default=None, least=0, most=None):
@@ -140,8 +129,8 @@ def search_log(deployment_id):
         try:
             return jsonify(search(
                 fd, shared.index, deployment_id, query, limit=limit, before=before,
-                max_line_bytes=current_app.config.get("LOGSTREAM_MAX_LINE_BYTES", 64 * 1024),
-                budget=current_app.config.get("LOGSTREAM_SEARCH_SECONDS", 5.0)))
+                max_line_bytes=current_app.config["LOGSTREAM_MAX_LINE_BYTES"],
+                budget=current_app.config.get("LOGSTREAM_SEARCH_SECONDS", SEARCH_SECONDS)))
         finally:
             os.close(fd)
     finally:
@@ -156,7 +145,7 @@ def lines(deployment_id):
     try:
         found, total = read_lines(
             fd, files_state().index, deployment_id, since=since, limit=limit,
-            max_line_bytes=current_app.config.get("LOGSTREAM_MAX_LINE_BYTES", 64 * 1024))
+            max_line_bytes=current_app.config["LOGSTREAM_MAX_LINE_BYTES"])
     finally:
         os.close(fd)
     return jsonify(lines=[{"line": n, "message": text} for n, text in found], total=total)
@@ -204,7 +193,7 @@ def raw(deployment_id):
                       "Too many downloads are running; try again in a moment.")
     try:
         fd = open_deployment(deployment_id)
-    except BaseException:
+    except BaseException:  # a 404 (abort) included: the slot is given back
         shared.downloads.release()
         raise
     stat = os.fstat(fd)
