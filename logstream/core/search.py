@@ -247,7 +247,9 @@ def search(fd, index, key, hits, *, limit=100, before=None,
                         break
                     found.append((number + line, raw))
                     seen += 1
-                if block_end < stop:  # the index numbers the next stretch
+                # Only a stretch longer than one read needs its lines counted;
+                # the index numbers each stretch's first line.
+                if block_end < stop:
                     number += block.count(b"\n")
         except OutOfTime:
             timed_out = True
