@@ -226,7 +226,8 @@ def test_downloads_and_list_streams_beyond_their_cap_get_a_429(tmp_path, setting
 
 def test_a_line_longer_than_a_search_block_is_searched_and_numbered(http, logs):
     deployment_id, path = logs.make()
-    path.write_bytes(b"first\nNEEDLE " + b"x" * (3 << 20) + b"\nafter needle\n")
+    # Longer than one read (4 MiB): searched in its first read, the rest skipped.
+    path.write_bytes(b"first\nNEEDLE " + b"x" * (9 << 20) + b"\nafter needle\n")
     body = http.get(f"/api/deployments/{deployment_id}/search", params={"q": "needle"}).json()
     assert [m["line"] for m in body["matches"]] == [3, 2]
     assert body["matches"][1]["message"].startswith("NEEDLE xxx")
