@@ -1,6 +1,7 @@
 """End-to-end: the HTTP routes over a real socket."""
 
 import os
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -23,8 +24,9 @@ def test_healthz(http):
 def test_index_lists_every_deployment_with_a_link_and_a_new_button(http, logs):
     deployment_id, _ = logs.make(3)
     page = http.get("/").text
-    assert f'href="/deployments/{deployment_id}"' in page
-    assert 'action="/deployments"' in page and 'method="post"' in page
+    # Relative links: they keep working under a proxy's path prefix.
+    assert f'href="deployments/{deployment_id}"' in page
+    assert 'action="deployments"' in page and 'method="post"' in page
     assert "New deployment" in page
 
 
@@ -43,9 +45,12 @@ def test_form_post_starts_a_deployment_and_redirects(http, server):
     response = http.post("/deployments", headers={"Accept": "text/html"})
     assert response.status_code == 303
     location = response.headers["Location"]
-    assert location.startswith("/deployments/")
+    # Relative to /deployments, so a proxy's prefix stays in the browser's address.
+    assert location.startswith("deployments/")
+    page_url = urljoin(str(response.url), location)
+    assert page_url.startswith(f"{server.url}/deployments/")
     deployment_id = location.rsplit("/", 1)[1]
-    assert http.get(location).status_code == 200
+    assert http.get(page_url).status_code == 200
     path = server.data_dir / f"{deployment_id}.log"
     wait_until(lambda: path.exists() and path.read_text().count("\n") >= 3,
                message="the simulator to write lines")
@@ -66,7 +71,9 @@ def test_viewer_page_and_unknown_deployment(http, logs):
     page = http.get(f"/deployments/{deployment_id}")
     assert page.status_code == 200
     assert f'data-deployment-id="{deployment_id}"' in page.text
-    assert "/static/vendor/socket.io.min.js" in page.text
+    assert '"../static/vendor/socket.io.min.js"' in page.text
+    assert 'data-root-url="../"' in page.text
+    assert f'data-events-url="../deployments/{deployment_id}/events"' in page.text
     missing = http.get("/deployments/not-there")
     assert missing.status_code == 404
     assert "no deployment called" in missing.text
@@ -83,6 +90,11 @@ def test_bad_ids_are_refused_without_touching_the_filesystem(http, path):
     response = http.get(path)
     assert response.status_code in (400, 404)
     assert "root:" not in response.text
+
+
+def test_error_page_links_back_relative_to_its_own_address(http):
+    page = http.get("/deployments/a..b").text
+    assert 'href="../"' in page and 'href="../static/logstream.css"' in page
 
 
 def test_bad_id_gets_a_sentence_in_json(http):

@@ -11,6 +11,9 @@
   const deploymentId = root.dataset.deploymentId;
   const eventsUrl = root.dataset.eventsUrl;
   const healthUrl = root.dataset.healthUrl;
+  // The app's root as this page's address reaches it: behind a proxy that
+  // serves the app at /proxy/PORT/ the root is there, not at "/".
+  const rootUrl = new URL(root.dataset.rootUrl || "/", window.location.href);
   const token = root.dataset.token || null;
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -256,6 +259,7 @@
 
   function connectSocketIO(transport) {
     socket = io({
+      path: rootUrl.pathname + "socket.io/",
       transports: [transport],
       auth: token ? { token } : undefined,
       // Come back quickly after a server restart, without hammering it.

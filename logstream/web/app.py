@@ -56,7 +56,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     files, folders and standard input it names instead of ``data_dir``, with
     simulated deployments turned off.
     """
-    from logstream.web import auth, events, files, sse, views
+    from logstream.web import auth, events, files, sse, urls, views
 
     app = Flask("logstream", template_folder=str(TEMPLATE_DIR),
                 static_folder=str(PACKAGE_DIR / "static"))
@@ -102,6 +102,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     hub.outlets.append(sse_outlet)
     app.extensions["logstream.web.sse"] = sse_outlet
     app.extensions["logstream"].shutdown_hooks.append(sse_outlet.close_all)
+    urls.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(sse.bp)
     files.init_app(app)

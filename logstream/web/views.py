@@ -7,6 +7,7 @@ from flask import (Blueprint, abort, current_app, jsonify, make_response,
 
 from logstream.web.auth import presented_token, required_token
 from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
+from logstream.web.urls import relative_url_for
 from logstream.web.validation import RequestError, deployment_id_from
 
 bp = Blueprint("views", __name__)
@@ -78,7 +79,9 @@ def new_deployment():
         response.status_code = 201
         response.headers["Location"] = url
         return response
-    return redirect(url, code=303)
+    # Relative, so the browser stays under whatever prefix a proxy serves us at.
+    return redirect(relative_url_for("views.deployment", deployment_id=deployment_id),
+                    code=303)
 
 
 @bp.get("/deployments/<deployment_id>")
