@@ -1,5 +1,6 @@
 """Packaging: environment.yml agrees with pyproject.toml; the wheel carries what the app needs."""
 
+import configparser
 import re
 import subprocess
 import sys
@@ -70,9 +71,17 @@ def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path), str(ROOT)], check=True)
     (wheel,) = tmp_path.glob("logstream-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
     for template in ("index.html", "deployment.html", "base.html", "error.html"):
         assert f"logstream/templates/{template}" in names
     assert "logstream/static/viewer.js" in names
     assert "logstream/static/vendor/socket.io.min.js" in names
-    assert any(n.endswith("entry_points.txt") for n in names)
+    assert "logstream/static/logstream-icon.svg" in names
+    (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
+    sections = configparser.ConfigParser()
+    sections.read_string(archive.read(entry_points).decode())
+    # jupyter-server-proxy finds the launcher tile through this entry point.
+    assert sections["jupyter_serverproxy_servers"]["logstream"] == \
+        "logstream.web.jupyter_proxy:setup_logstream"
+    assert sections["console_scripts"]["logstream"] == "logstream.cli:main"

@@ -1,10 +1,12 @@
 """Run the app on a real HTTP server, in the foreground or in a background thread."""
 
 import collections
+import html
 import logging
 import socket
 import threading
 import time
+from urllib.parse import urlencode
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -78,6 +80,28 @@ class ServerHandle:
         self._thread = thread
         self._memory_log = memory_log
         self._stopped = False
+
+    @property
+    def viewer_url(self):
+        """Return the viewer's address as the notebook's browser reaches it, through Jupyter's proxy if any."""
+        from logstream.web.jupyter_proxy import viewer_url
+
+        url = viewer_url(self.port, self.url)
+        token = self.app.config.get("LOGSTREAM_TOKEN")
+        return f"{url}?{urlencode({'token': token})}" if token else url
+
+    def iframe(self, width="100%", height=520):
+        """Return the viewer embedded in the notebook (an IPython IFrame)."""
+        from IPython.display import IFrame
+
+        return IFrame(self.viewer_url, width=width, height=height)
+
+    def _repr_html_(self):
+        state = "stopped" if self._stopped else "running"
+        url = html.escape(self.viewer_url, quote=True)
+        return (f'<p>logstream server on port {self.port} ({state}): '
+                f'<a href="{url}" target="_blank" rel="noopener">open the viewer</a> '
+                f'<code>{url}</code></p>')
 
     def logs(self):
         """Return the server's recent log lines (quiet mode keeps them here)."""
