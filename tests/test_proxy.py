@@ -1,5 +1,6 @@
 """The viewer behind jupyter-server-proxy, in a real JupyterLab and a real Chromium."""
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,9 @@ CHROMIUM = os.environ.get("LOGSTREAM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "logstream-proxy-test-token"
+LESSON = ROOT / "notebooks" / "00-start-here.ipynb"
+# Lesson 00 up to the cells that show the viewer (its last cell stops the server).
+LAST_VIEWER_CELL = "l00-viewer-check"
 WAIT_MS = 20_000
 RTT = re.compile(r"^\d+\.\d ms")
 # The launcher tile, configured as the package's entry point configures it.
@@ -86,6 +90,10 @@ def lab(tmp_path_factory, launcher_logs):
     (home / "config").mkdir()
     (home / "config" / "jupyter_server_config.py").write_text(SERVER_CONFIG)
     (home / "notebooks").mkdir()
+    lesson = json.loads(LESSON.read_text())
+    ids = [cell["id"] for cell in lesson["cells"]]
+    lesson["cells"] = lesson["cells"][:ids.index(LAST_VIEWER_CELL) + 1]
+    (home / "notebooks" / LESSON.name).write_text(json.dumps(lesson))
     port = free_port()
     env = dict(os.environ,
                LOGSTREAM_DATA_DIR=str(launcher_logs),
@@ -278,3 +286,38 @@ def test_the_launched_server_refuses_requests_that_bypass_the_proxy(session, lab
     through = httpx.get(f"{lab}/logstream/api/deployments", params={"token": TOKEN})
     assert through.status_code == 200
     assert "sample-billing" in [d["id"] for d in through.json()]
+
+
+def test_lesson_00_embeds_a_viewer_that_streams_through_the_proxy(session):
+    from playwright.sync_api import expect
+
+    page = session.open(f"/lab/tree/{LESSON.name}")
+    page.set_default_timeout(60_000)
+    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")) \
+        .to_be_visible(timeout=60_000)
+    expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))) \
+        .to_be_visible(timeout=60_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+    done = page.locator(".jp-OutputArea-output", has_text="The viewer page is served")
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    deadline = time.monotonic() + 90
+    while not done.count():
+        assert not errors.count(), f"a cell failed:\n{errors.first.inner_text()[-2000:]}"
+        assert time.monotonic() < deadline, "the lesson's cells did not finish in 90 s"
+        page.wait_for_timeout(250)
+    expect(done).to_contain_text("through the Jupyter server's proxy")
+
+    iframe = page.locator(".jp-OutputArea-output iframe")
+    iframe.scroll_into_view_if_needed()
+    src = iframe.get_attribute("src")
+    assert re.fullmatch(r"/proxy/\d+/deployments/[\w.-]+", src), src
+    viewer = page.frame_locator(".jp-OutputArea-output iframe")
+    expect(viewer.locator("#status")).to_have_text("Connected")
+    # The simulated deployment's lines reach the embedded page over a WebSocket.
+    viewer.locator("#log li[data-line]").first.wait_for(state="attached", timeout=WAIT_MS)
+    (frame,) = [f for f in page.frames if f.url.startswith(f"{session.lab}{src}")]
+    assert frame.evaluate("window.logstreamViewer.transport") == "websocket"
+    viewer.locator("#ping").click()
+    expect(viewer.locator("#rtt")).to_have_text(RTT)

@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -84,17 +84,23 @@ class ServerHandle:
     @property
     def viewer_url(self):
         """Return the viewer's address as the notebook's browser reaches it, through Jupyter's proxy if any."""
+        return self.page_url()
+
+    def page_url(self, deployment_id=None):
+        """Return the address of the deployment list, or of one deployment's live page, for this browser."""
         from logstream.web.jupyter_proxy import viewer_url
 
         url = viewer_url(self.port, self.url)
+        if deployment_id is not None:
+            url += f"deployments/{quote(deployment_id)}"
         token = self.app.config.get("LOGSTREAM_TOKEN")
         return f"{url}?{urlencode({'token': token})}" if token else url
 
-    def iframe(self, width="100%", height=520):
-        """Return the viewer embedded in the notebook (an IPython IFrame)."""
+    def iframe(self, deployment_id=None, width="100%", height=520):
+        """Return the viewer (a deployment's page, or the list) embedded in the notebook."""
         from IPython.display import IFrame
 
-        return IFrame(self.viewer_url, width=width, height=height)
+        return IFrame(self.page_url(deployment_id), width=width, height=height)
 
     def _repr_html_(self):
         state = "stopped" if self._stopped else "running"
