@@ -5,6 +5,7 @@
 ``validation``, ``limits`` and ``auth`` guard it; ``websocket`` is the fast
 send path; ``server`` runs it (``start_server`` in a notebook, ``serve_forever``
 for the CLI); ``urls`` keeps links relative so pages work under a proxy's
-prefix, and ``jupyter_proxy`` reaches them through jupyter-server-proxy. It may import ``logstream.core`` and ``logstream.support``,
-never clients, scale-out or tools.
+prefix, and ``jupyter_proxy`` reaches them through jupyter-server-proxy.
+It may import ``logstream.core`` and ``logstream.support``, never clients,
+scale-out or tools.
 """
