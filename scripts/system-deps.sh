@@ -1,19 +1,29 @@
 #!/bin/sh
 # Install the system programs the tests drive for real: Debian's Chromium
-# (for Playwright), redis-server (scale-out tests) and npm (to fetch the
-# browser's Socket.IO client at install time). Does nothing when all are here.
+# (for Playwright), redis-server (scale-out tests), npm (to fetch the
+# browser's Socket.IO client at install time) and JupyterHub's
+# configurable-http-proxy (from npm). Does nothing when all are here.
 set -eu
+CHP="configurable-http-proxy@5"
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
-[ -z "$missing" ] && exit 0
+command -v configurable-http-proxy >/dev/null 2>&1 || need_chp=1
+[ -z "$missing" ] && [ -z "${need_chp:-}" ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-    echo "Missing:$missing. Install them (e.g. sudo apt-get install$missing) and run again." >&2
+    echo "Missing:$missing${need_chp:+ $CHP}. Install them (e.g. sudo apt-get install$missing;" \
+         "sudo npm install -g $CHP) and run again." >&2
     exit 1
 fi
-echo "Installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing fonts-dejavu-core >/dev/null
+if [ -n "$missing" ]; then
+    echo "Installing:$missing" >&2
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing fonts-dejavu-core >/dev/null
+fi
+if [ -n "${need_chp:-}" ]; then
+    echo "Installing: $CHP" >&2
+    npm install -g --silent "$CHP" >/dev/null
+fi

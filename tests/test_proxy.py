@@ -1,31 +1,23 @@
 """The viewer behind jupyter-server-proxy, in a real JupyterLab and a real Chromium."""
 
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import append, wait_until
+from conftest import append
+from jupyterhelp import (LESSON, QUIET_LAB, ROOT, RTT, check_embedded_viewer, importable,
+                         launch_chromium, require, run_viewer_lesson, stop, wait_for_http,
+                         write_viewer_lesson)
 from logstream.support.host import free_port
 from logstream.web import vendor
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("LOGSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "logstream-proxy-test-token"
-LESSON = ROOT / "notebooks" / "00-start-here.ipynb"
-# Lesson 00 up to the cells that show the viewer (its last cell stops the server).
-LAST_VIEWER_CELL = "l00-viewer-check"
 WAIT_MS = 20_000
-RTT = re.compile(r"^\d+\.\d ms")
 # The launcher tile, configured as the package's entry point configures it.
 SERVER_CONFIG = """
 from logstream.web.jupyter_proxy import setup_logstream
@@ -33,43 +25,6 @@ c.ServerProxy.servers = {"logstream": setup_logstream()}
 """
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-
-def require(condition, reason):
-    """Skip when condition is false, except on CI, where it must hold."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this test may not be skipped.")
-    pytest.skip(reason)
-
-
-def importable(name):
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
-
-
-def wait_for_http(url, process, log, what, timeout=60, **params):
-    """Return once url answers 200; fail with the process's log if it dies or never does."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url, params=params).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{what} did not start:\n" + Path(log).read_text()[-3000:])
-        time.sleep(0.2)
-
-
-def stop(process):
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +45,7 @@ def lab(tmp_path_factory, launcher_logs):
     (home / "config").mkdir()
     (home / "config" / "jupyter_server_config.py").write_text(SERVER_CONFIG)
     (home / "notebooks").mkdir()
-    lesson = json.loads(LESSON.read_text())
-    ids = [cell["id"] for cell in lesson["cells"]]
-    lesson["cells"] = lesson["cells"][:ids.index(LAST_VIEWER_CELL) + 1]
-    (home / "notebooks" / LESSON.name).write_text(json.dumps(lesson))
+    write_viewer_lesson(home / "notebooks")
     port = free_port()
     env = dict(os.environ,
                LOGSTREAM_DATA_DIR=str(launcher_logs),
@@ -105,14 +57,13 @@ def lab(tmp_path_factory, launcher_logs):
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
                "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
                f"--ServerApp.root_dir={home / 'notebooks'}", "--ServerApp.port_retries=0",
-               "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               *QUIET_LAB]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     log_path = home / "lab.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=home)
+                                   cwd=home, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/api/status", process, log_path, "JupyterLab", token=TOKEN)
@@ -131,7 +82,7 @@ def logstream_port(tmp_path_factory):
         process = subprocess.Popen(
             [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
              "--data-dir", str(data_dir), "--line-interval", "0.2"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log_path, "logstream serve")
         yield port, data_dir
@@ -142,15 +93,13 @@ def logstream_port(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     require(importable("playwright"), "Playwright for Python is not installed")
-    require(os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}")
     require(vendor.is_present(), "the browser's Socket.IO client is missing: "
             "run python -m logstream.web.vendor")
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
+        launched = launch_chromium(playwright)
         yield launched
         launched.close()
 
@@ -289,35 +238,7 @@ def test_the_launched_server_refuses_requests_that_bypass_the_proxy(session, lab
 
 
 def test_lesson_00_embeds_a_viewer_that_streams_through_the_proxy(session):
-    from playwright.sync_api import expect
-
     page = session.open(f"/lab/tree/{LESSON.name}")
-    page.set_default_timeout(60_000)
-    expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")) \
-        .to_be_visible(timeout=60_000)
-    expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))) \
-        .to_be_visible(timeout=60_000)
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-
-    done = page.locator(".jp-OutputArea-output", has_text="The viewer page is served")
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-    deadline = time.monotonic() + 90
-    while not done.count():
-        assert not errors.count(), f"a cell failed:\n{errors.first.inner_text()[-2000:]}"
-        assert time.monotonic() < deadline, "the lesson's cells did not finish in 90 s"
-        page.wait_for_timeout(250)
-    expect(done).to_contain_text("through the Jupyter server's proxy")
-
-    iframe = page.locator(".jp-OutputArea-output iframe")
-    iframe.scroll_into_view_if_needed()
-    src = iframe.get_attribute("src")
+    src = run_viewer_lesson(page)
     assert re.fullmatch(r"/proxy/\d+/deployments/[\w.-]+", src), src
-    viewer = page.frame_locator(".jp-OutputArea-output iframe")
-    expect(viewer.locator("#status")).to_have_text("Connected")
-    # The simulated deployment's lines reach the embedded page over a WebSocket.
-    viewer.locator("#log li[data-line]").first.wait_for(state="attached", timeout=WAIT_MS)
-    (frame,) = [f for f in page.frames if f.url.startswith(f"{session.lab}{src}")]
-    assert frame.evaluate("window.logstreamViewer.transport") == "websocket"
-    viewer.locator("#ping").click()
-    expect(viewer.locator("#rtt")).to_have_text(RTT)
+    check_embedded_viewer(page, session.lab, src, WAIT_MS)
