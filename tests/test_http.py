@@ -92,6 +92,24 @@ def test_bad_ids_are_refused_without_touching_the_filesystem(http, path):
     assert "root:" not in response.text
 
 
+def test_root_page_takes_its_base_from_a_proxys_prefix(http, logs):
+    deployment_id, _ = logs.make(1)
+    page = http.get("/", headers={"X-Forwarded-Prefix": "/user/ada/proxy/1234"}).text
+    assert '<base href="/user/ada/proxy/1234/">' in page
+    # Other pages are linked relative to their own address, which has every folder.
+    viewer = http.get(f"/deployments/{deployment_id}",
+                      headers={"X-Forwarded-Prefix": "/proxy/1234"}).text
+    assert "<base" not in viewer
+
+
+@pytest.mark.parametrize("prefix", ["", "/", "//evil.example", "https://evil.example/x",
+                                    'javascript:alert(1)', '/a"><script>alert(1)</script>',
+                                    "/a b", "/a?b"])
+def test_root_page_ignores_a_prefix_that_is_not_a_plain_path(http, prefix):
+    page = http.get("/", headers={"X-Forwarded-Prefix": prefix}).text
+    assert "<base" not in page and "evil" not in page and "<script>alert" not in page
+
+
 def test_error_page_links_back_relative_to_its_own_address(http):
     page = http.get("/deployments/a..b").text
     assert 'href="../"' in page and 'href="../static/logstream.css"' in page

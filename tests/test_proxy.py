@@ -191,6 +191,16 @@ def test_viewer_streams_through_the_proxy_over_websocket_and_sse(session, logstr
     assert f"{prefix}deployments/proxied/events" in session.paths
 
 
+def test_the_list_works_without_its_trailing_slash(session, logstream_port):
+    port, data_dir = logstream_port
+    (data_dir / "slashless.log").write_text("line 1\n")
+    page = session.open(f"/proxy/{port}")   # jupyter-server-proxy serves "/" here too
+    page.click('a:text-is("slashless")')
+    page.wait_for_url(f"{session.lab}/proxy/{port}/deployments/slashless")
+    wait_connected(page, "websocket")
+    wait_for_line(page, 1)
+
+
 def test_new_deployment_lands_on_its_page_under_the_prefix(session, logstream_port):
     port, _ = logstream_port
     prefix = f"/proxy/{port}/"

@@ -8,7 +8,12 @@ browser against the page's own address, prefix included, behind any proxy
 and without one; no forwarded header has to be trusted.
 """
 
+import re
+
 from flask import request, url_for
+
+# A plain absolute path: no scheme, no host ("//host"), no query, no quotes.
+PLAIN_PATH = re.compile(r"(?:/[\w.~%!$&*+,;=:@-]+)+")
 
 
 def relative_path(target, current):
@@ -29,6 +34,22 @@ def relative_url_for(endpoint, **values):
     return relative_path(target, request.path)
 
 
+def root_base_href():
+    """Return the prefix to use as <base href> on the root page, or None.
+
+    jupyter-server-proxy forwards ``/proxy/PORT`` (no trailing slash) to ``/``
+    too, where links relative to the page would lose the port; it says
+    where it mounts the app in ``X-Forwarded-Prefix``. Only the root page
+    uses it, and only a plain path: the value only ever affects the page
+    sent back to whoever sent the header.
+    """
+    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+    if request.path != "/" or not PLAIN_PATH.fullmatch(prefix):
+        return None
+    return prefix + "/"
+
+
 def init_app(app):
-    """Offer relative_url_for to every template."""
+    """Offer relative_url_for and root_base_href to every template."""
     app.add_template_global(relative_url_for)
+    app.add_template_global(root_base_href)
