@@ -1,5 +1,6 @@
 """The viewer behind jupyter-server-proxy, in a real JupyterLab and a real Chromium."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from logstream.web import vendor
 
 TOKEN = "logstream-proxy-test-token"
 WAIT_MS = 20_000
+SERVE_TOKEN = "logstream-own-token"
 # The launcher tile, configured as the package's entry point configures it.
 SERVER_CONFIG = """
 from logstream.web.jupyter_proxy import setup_logstream
@@ -72,22 +74,36 @@ def lab(tmp_path_factory, launcher_logs):
         stop(process)
 
 
-@pytest.fixture(scope="module")
-def logstream_port(tmp_path_factory):
-    """A real `logstream serve` on a free port; yields (port, data dir)."""
-    data_dir = tmp_path_factory.mktemp("proxied-logs")
+@contextlib.contextmanager
+def logstream_serve(folder, *options):
+    """Run a real `logstream serve` on a free port; yield (port, data dir)."""
+    data_dir = folder / "logs"
+    data_dir.mkdir()
     port = free_port()
-    log_path = data_dir.parent / "serve.log"
+    log_path = folder / "serve.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
-             "--data-dir", str(data_dir), "--line-interval", "0.2"],
+             "--data-dir", str(data_dir), "--line-interval", "0.2", *options],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log_path, "logstream serve")
         yield port, data_dir
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="module")
+def logstream_port(tmp_path_factory):
+    with logstream_serve(tmp_path_factory.mktemp("proxied")) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def token_port(tmp_path_factory):
+    with logstream_serve(tmp_path_factory.mktemp("proxied-token"), "--token", SERVE_TOKEN) \
+            as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +215,28 @@ def test_the_list_works_without_its_trailing_slash(session, logstream_port):
     page.wait_for_url(f"{session.lab}/proxy/{port}/deployments/slashless")
     wait_connected(page, "websocket")
     wait_for_line(page, 1)
+
+
+def test_a_token_given_once_in_the_url_works_behind_the_proxy(session, token_port):
+    from playwright.sync_api import expect
+
+    port, data_dir = token_port
+    prefix = f"/proxy/{port}/"
+    path = data_dir / "guarded.log"
+    path.write_text("line 1\n")
+    refused = session.open(prefix)
+    expect(refused.locator("body")).to_contain_text("needs a token")
+    session.errors.clear()   # Chromium logs the 401 itself
+
+    page = session.open(f"{prefix}?token={SERVE_TOKEN}")
+    page.click('a:text-is("guarded")')
+    page.wait_for_url(f"{session.lab}{prefix}deployments/guarded")
+    wait_connected(page, "websocket")
+    wait_for_line(page, 1)
+    page.select_option("#transport", "sse")
+    wait_connected(page, "sse")
+    append(path, "line 2\n")
+    wait_for_line(page, 2)
 
 
 def test_new_deployment_lands_on_its_page_under_the_prefix(session, logstream_port):
