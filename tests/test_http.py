@@ -1,6 +1,8 @@
 """End-to-end: the HTTP routes over a real socket."""
 
 import os
+import re
+from pathlib import Path
 from urllib.parse import urljoin
 
 import httpx
@@ -108,6 +110,16 @@ def test_root_page_takes_its_base_from_a_proxys_prefix(http, logs):
 def test_root_page_ignores_a_prefix_that_is_not_a_plain_path(http, prefix):
     page = http.get("/", headers={"X-Forwarded-Prefix": prefix}).text
     assert "<base" not in page and "evil" not in page and "<script>alert" not in page
+
+
+def test_pages_and_scripts_name_no_absolute_path():
+    # An absolute path would escape a proxy's prefix (tests/test_proxy.py shows it live).
+    root = Path(__file__).resolve().parent.parent
+    for template in (root / "templates").glob("*.html"):
+        assert not re.search(r"[^_]url_for\(", template.read_text()), template.name
+    for script in (root / "logstream" / "static").glob("*.js"):
+        assert not re.search(r"""["'`]/(api|deployments|static|socket\.io|healthz)""",
+                             script.read_text()), script.name
 
 
 def test_error_page_links_back_relative_to_its_own_address(http):

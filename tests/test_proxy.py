@@ -18,7 +18,7 @@ from logstream.support.host import free_port
 from logstream.web import vendor
 
 TOKEN = "logstream-proxy-test-token"
-WAIT_MS = 20_000
+WAIT_MS = 30_000
 SERVE_TOKEN = "logstream-own-token"
 # The launcher tile, configured as the package's entry point configures it.
 SERVER_CONFIG = """

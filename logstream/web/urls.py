@@ -5,7 +5,8 @@ JupyterHub ``/user/NAME/proxy/PORT/``) and strips that prefix before the
 request arrives, so the app cannot know it. A link written relative to the
 page (``../static/viewer.js`` on ``/deployments/<id>``) resolves in the
 browser against the page's own address, prefix included, behind any proxy
-and without one; no forwarded header has to be trusted.
+and without one. Only the root page, which a proxy may serve without its
+trailing slash, also takes a hint from the proxy (``root_base_href``).
 """
 
 import re
