@@ -15,10 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import mistune
 import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+from nbconvert.filters import markdown2html
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -49,10 +49,10 @@ def lesson_page(path, nav, execute):
     return body
 
 
-def index_page(lessons):
+def index_page():
     """Return the index: notebooks/README.md with links to the lesson pages."""
     readme = html_links((NOTEBOOKS / "README.md").read_text())
-    body = mistune.html(readme)
+    body = markdown2html(readme)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n"
             "<title>logstream lessons</title>\n<style>body { max-width: 50em; margin: 2em auto; "
             "font-family: sans-serif; line-height: 1.5 } table { border-collapse: collapse } "
@@ -85,7 +85,7 @@ def build(dest, execute=None):
         print(f"{'running' if run else 'copying'} {path.name}", file=sys.stderr, flush=True)
         page = lesson_page(path, navigation(lessons, i), run)
         (dest / f"{path.stem}.html").write_text(page)
-    (dest / "index.html").write_text(index_page(lessons))
+    (dest / "index.html").write_text(index_page())
     return dest
 
 
