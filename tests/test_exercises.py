@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from logstream.tools.exercises import CORRECT, NOT_DONE
+from logstream.support.exercises import CORRECT, NOT_DONE
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SOLUTIONS = NOTEBOOKS / "solutions"
@@ -76,7 +76,7 @@ def test_the_worked_solutions_pass_the_checks(path):
 
 
 def test_check_says_what_is_missing_or_wrong(capsys):
-    from logstream.tools.exercises import WrongAnswer, check, given
+    from logstream.support.exercises import WrongAnswer, check, given
 
     answer = ...
     assert check(lambda: given(answer)) is False
