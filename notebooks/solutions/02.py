@@ -11,3 +11,12 @@ def unknown_event_error(url):
         name, payload = json.loads(conn.receive()[2:])
     assert name == "stream_error", name
     return payload["error"]
+
+# %% exercise 2
+def read_packet(frame):
+    assert frame[0] == "4", "an Engine.IO message"
+    kind = {"2": "EVENT", "3": "ACK"}[frame[1]]
+    rest = frame[2:]
+    digits = len(rest) - len(rest.lstrip("0123456789"))
+    ack_id = int(rest[:digits]) if digits else None
+    return kind, ack_id, json.loads(rest[digits:])
