@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps serve test lab screenshots bench clean
+.PHONY: install system-deps serve test lab site screenshots bench clean
 
 install: $(STAMP)
 	@$(BIN)/python -m logstream.web.vendor
@@ -31,6 +31,10 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 lab: install
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG)
+
+# The executed lessons as HTML pages in build/site/, readable offline.
+site: install
+	$(BIN)/python scripts/build_site.py build/site
 
 screenshots: system-deps install
 	$(BIN)/python -m pytest tests/test_browser.py -k screenshot

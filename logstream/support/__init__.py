@@ -1,6 +1,7 @@
 """Small stdlib-only helpers that every layer may use: free ports and machine facts,
-waiting on a condition, writing a log as an application does, and starting
-child processes. Imports nothing from the rest of logstream.
+waiting on a condition, writing a log as an application does, starting
+child processes, and checking a lesson's exercises. Imports nothing from the
+rest of logstream.
 """
 
 from logstream.support.logwriter import LineWriter, append
