@@ -15,6 +15,7 @@ import psutil
 import socketio
 
 from logstream.support.host import free_port
+from logstream.web.internals import gave_up
 from engineio.payload import Payload
 from httpx_sse import connect_sse
 
@@ -292,7 +293,7 @@ class SocketIOReader(Reader):
 
     def gave_up(self):
         """Return True when the client is down and will not reconnect by itself."""
-        return not self.sio.connected and self.sio._reconnect_task is None
+        return gave_up(self.sio)
 
     def close(self):
         self.sio.disconnect()

@@ -11,6 +11,7 @@ from flask_socketio import ConnectionRefusedError, emit
 
 from logstream.web import auth
 from logstream.core.deployments import UnknownDeployment
+from logstream.web.internals import queued_packets
 from logstream.web.limits import ClientLimits
 from logstream.web.websocket import RawJSON
 from logstream.web.validation import (RequestError, start_streaming_request,
@@ -94,10 +95,7 @@ class SocketOutlet:
 
     def backlog(self, sid):
         """Return how many packets are queued for a client and not yet sent."""
-        server = self.socketio.server
-        eio_sid = server.manager.eio_sid_from_sid(sid, "/")
-        socket = server.eio.sockets.get(eio_sid) if eio_sid else None
-        return socket.queue.qsize() if socket is not None else 0
+        return queued_packets(self.socketio.server, sid)
 
     def shed_laggards(self, deployment_id, room, lines):
         """Take clients whose backlog is full out of the room before it grows further."""

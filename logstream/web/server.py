@@ -5,12 +5,12 @@ import html
 import logging
 import socket
 import threading
-import time
 from urllib.parse import quote, urlencode
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from logstream.web.app import create_app
+from logstream.web.internals import close_sessions
 
 # Loggers whose output must stay out of notebook cells in quiet mode.
 SERVER_LOGGERS = ("werkzeug", "logstream", "engineio.server", "socketio.server")
@@ -151,27 +151,8 @@ def shutdown_app(app):
     for hook in state.shutdown_hooks:
         hook()
     socketio = app.extensions["socketio"]
-    disconnect_all(socketio.server.eio)
+    close_sessions(socketio.server.eio)
     socketio.server.shutdown()
-
-
-def disconnect_all(eio, timeout=2.0):
-    """Close every Engine.IO connection, waiting at most timeout for the goodbyes to go out.
-
-    Engine.IO's own disconnect() waits on each connection's send queue with
-    no limit, and hangs forever when the client closes at the same moment
-    (its reader queues one more item after the writer has gone).
-    """
-    # Connections already closed may keep a leftover item in their queue.
-    sockets = [sock for sock in eio.sockets.values() if not sock.closed]
-    for sock in sockets:
-        sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
-    deadline = time.monotonic() + timeout
-    for sock in sockets:
-        with sock.queue.all_tasks_done:
-            sock.queue.all_tasks_done.wait_for(
-                lambda: not sock.queue.unfinished_tasks, max(0.0, deadline - time.monotonic()))
-    eio.sockets = {}
 
 
 def track_connections(httpd):

@@ -7,9 +7,10 @@ import struct
 import threading
 import zlib
 
-from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 from socketio.packet import Packet
-from wsproto.extensions import PerMessageDeflate
+
+from logstream.web.internals import (SimpleWebSocketWSGI, deflate_window_bits,
+                                     locking_thread_class, use_websocket_class)
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -115,22 +116,21 @@ class FastWebSocket(SimpleWebSocketWSGI):
     message separately for every client. This builds frames directly,
     deflates only large messages, once per room, and turns off Nagle's
     algorithm so small frames (pongs, single lines) leave at once instead of
-    waiting up to 40 ms for the previous frame's ACK.
+    waiting up to 40 ms for the previous frame's ACK. Every write to the
+    socket, simple-websocket's own pongs and closes included, goes through
+    one lock, so frames never interleave.
     """
 
     _ready = False
     _wbits = None
 
+    def __init__(self, handler, server, **kwargs):
+        super().__init__(handler, server, thread_class=locking_thread_class, **kwargs)
+
     def _prepare(self):
         ws = self.ws
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection = ws.ws.connection
-        for extension in getattr(getattr(connection, "_proto", None), "extensions", ()):
-            if isinstance(extension, PerMessageDeflate):
-                # The client may have asked for a smaller window; zlib's raw
-                # deflate needs at least 9 bits.
-                self._wbits = max(9, min(15, int(extension.server_max_window_bits)))
-        self._lock = threading.Lock()
+        self._wbits = deflate_window_bits(ws)
         self._ready = True
 
     def send(self, message):
@@ -146,16 +146,9 @@ class FastWebSocket(SimpleWebSocketWSGI):
         if self._wbits is not None and len(data) >= COMPRESS_MIN_BYTES:
             data = _shared_deflate.compress(message, data, self._wbits)
             first |= 0x40
-        header = frame_header(first, len(data))
-        with self._lock:
-            sent = ws.sock.sendmsg([header, data])
-            if sent < len(header) + len(data):
-                ws.sock.sendall((header + data)[sent:])
+        ws.sock.send_parts(frame_header(first, len(data)), data)
 
 
 def install(socketio):
     """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
-    eio = socketio.server.eio
-    if eio._async.get("websocket") is SimpleWebSocketWSGI:
-        # A copy: the stock dict is shared by every Engine.IO server in the process.
-        eio._async = dict(eio._async, websocket=FastWebSocket)
+    use_websocket_class(socketio.server.eio, FastWebSocket)

@@ -1,0 +1,141 @@
+"""Reach into python-engineio, python-socketio, simple-websocket and wsproto where no public API does the job.
+
+This is the one module in logstream that uses those libraries' private
+names; ``PRIVATE_NAMES`` lists each one and why. pyproject.toml pins the four
+packages below the releases that may change them, and
+tests/test_internals_contract.py checks every name against the installed
+versions, failing with a sentence that names the package and what changed.
+"""
+
+import threading
+import time
+
+from wsproto.extensions import PerMessageDeflate
+
+# Engine.IO's threading WebSocket wrapper lives in a private module.
+from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+
+# package -> {private name: what logstream uses it for}
+PRIVATE_NAMES = {
+    "python-engineio": {
+        "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI":
+            "the threading WebSocket class FastWebSocket extends",
+        "engineio.Server._async": "the table that says which WebSocket class a server uses",
+        "engineio.Server.sockets": "every open Engine.IO session, to close them at shutdown",
+        "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
+    },
+    "python-socketio": {
+        "socketio.Client._reconnect_task": "whether a client is still trying to reconnect",
+        "socketio.base_manager.BaseManager.eio_sid_from_sid":
+            "the Engine.IO session behind a Socket.IO sid",
+    },
+    "simple-websocket": {
+        "simple_websocket.ws.Base._thread":
+            "its reader thread writes pongs and closes through self.sock.send",
+    },
+    "wsproto": {
+        "wsproto.connection.Connection._proto.extensions": "the permessage-deflate window agreed on",
+    },
+}
+
+
+# -- python-engineio ---------------------------------------------------------------
+
+
+def use_websocket_class(eio, websocket_class):
+    """Make one Engine.IO server open its WebSockets with websocket_class."""
+    if eio._async.get("websocket") is SimpleWebSocketWSGI:
+        # A copy: the stock dict is shared by every Engine.IO server in the process.
+        eio._async = dict(eio._async, websocket=websocket_class)
+
+
+def queued_packets(sio_server, sid, namespace="/"):
+    """Return how many packets wait to be sent to a Socket.IO client (0 when it is gone)."""
+    eio_sid = sio_server.manager.eio_sid_from_sid(sid, namespace)
+    session = sio_server.eio.sockets.get(eio_sid) if eio_sid else None
+    return session.queue.qsize() if session is not None else 0
+
+
+def close_sessions(eio, timeout=2.0):
+    """Close every Engine.IO session, waiting at most timeout for the goodbyes to go out.
+
+    Engine.IO's own disconnect() waits on each session's send queue with no
+    limit, and hangs forever when the client closes at the same moment (its
+    reader queues one more item after the writer has gone).
+    """
+    # Sessions already closed may keep a leftover item in their queue.
+    sessions = [session for session in eio.sockets.values() if not session.closed]
+    for session in sessions:
+        session.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+    deadline = time.monotonic() + timeout
+    for session in sessions:
+        with session.queue.all_tasks_done:
+            session.queue.all_tasks_done.wait_for(
+                lambda: not session.queue.unfinished_tasks,
+                max(0.0, deadline - time.monotonic()))
+    eio.sockets = {}
+
+
+# -- python-socketio ---------------------------------------------------------------
+
+
+def gave_up(sio_client):
+    """Return True when a python-socketio client is down and will not reconnect by itself."""
+    return not sio_client.connected and sio_client._reconnect_task is None
+
+
+# -- simple-websocket and wsproto --------------------------------------------------
+
+
+class LockedSocket:
+    """A socket whose every write, whoever makes it, goes out whole under one lock.
+
+    simple-websocket's reader thread answers pings and closes by writing to
+    ``ws.sock`` itself; routing those writes through the same lock as the
+    data frames keeps a control frame from landing inside a data frame
+    that is half sent.
+    """
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, data):
+        with self._lock:
+            self._sock.sendall(data)
+        return len(data)
+
+    sendall = send
+
+    def send_parts(self, *parts):
+        """Write the parts as one frame; a partial sendmsg is finished before unlocking."""
+        with self._lock:
+            sent = self._sock.sendmsg(parts)
+            total = sum(len(part) for part in parts)
+            if sent < total:
+                self._sock.sendall(b"".join(parts)[sent:])
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+def locking_thread_class(target, **kwargs):
+    """Build simple-websocket's reader thread, first routing its socket's writes through a LockedSocket.
+
+    Passed as simple_websocket.Server's ``thread_class``: it runs after the
+    handshake and before the thread starts, so no write ever bypasses the lock.
+    """
+    ws = target.__self__
+    if not isinstance(ws.sock, LockedSocket):
+        ws.sock = LockedSocket(ws.sock)
+    return threading.Thread(target=target, **kwargs)
+
+
+def deflate_window_bits(ws):
+    """Return the permessage-deflate window (bits) a simple-websocket connection agreed on, or None."""
+    for extension in getattr(getattr(ws.ws.connection, "_proto", None), "extensions", ()):
+        if isinstance(extension, PerMessageDeflate):
+            # The client may have asked for a smaller window; zlib's raw
+            # deflate needs at least 9 bits.
+            return max(9, min(15, int(extension.server_max_window_bits)))
+    return None
