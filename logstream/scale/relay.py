@@ -1,10 +1,9 @@
 """Relay a shipper's lines from Redis into one web worker's rooms, history from disk.
 
 With ``logstream serve --message-queue URL`` a worker runs no follower. The
-shipper (logstream/shipper.py) publishes one ``log_batch`` per read into the
-deployment's batch room through Redis; :class:`RelayManager` (the worker's
-Socket.IO client manager) hands those to :class:`RelayHub` instead of
-fanning them out as they are. The hub has the same interface as
+shipper (logstream/scale/shipper.py) publishes every read and status on a
+plain Redis pub/sub channel, ``SHIP_CHANNEL``; :class:`ShipListener` hears it
+and hands each message to :class:`RelayHub`. The hub has the same interface as
 :class:`logstream.core.hub.StreamHub`, so the Socket.IO events and the SSE route
 work unchanged: each followed deployment has one thread that receives live
 lines and new subscribers in order, sends a subscriber its history from disk
@@ -12,6 +11,7 @@ up to the last line the room has had, and only then lets it into the room.
 See docs/scaling.md.
 """
 
+import json
 import logging
 import os
 import queue
@@ -31,9 +31,14 @@ RESTART_STATUSES = ("truncated", "rotated", "deleted", "created")
 # Events a worker sends to its own clients only: the shipper is the one
 # process that publishes lines, so a worker never republishes them.
 LOCAL_EVENTS = frozenset({"new_log", "log_batch", "status", "pong", "stream_error"})
-# The shipper's periodic note of how far it has read a file; workers use it
-# to fill gaps from disk and never pass it on to clients.
-SHIPPED = "shipped"
+# The Redis channel the shipper publishes on; Socket.IO's own channel
+# ("flask-socketio") stays free for the application's events.
+SHIP_CHANNEL = "logstream:ship"
+# Live lines waiting in one deployment's feed on a worker, in bytes: text
+# plus LINE_OVERHEAD per line. Lines beyond it are dropped and later read
+# from disk, where the feed fills every gap (see docs/scaling.md).
+DEFAULT_FEED_BYTES = 4 << 20
+LINE_OVERHEAD = 64
 _STOP = object()
 
 
@@ -104,11 +109,14 @@ class Feed:
     above it is filled from disk, and a new subscriber's history ends there.
     """
 
-    def __init__(self, hub, deployment_id, path):
+    def __init__(self, hub, deployment_id, path, max_bytes=DEFAULT_FEED_BYTES):
         self.hub = hub
         self.deployment_id = deployment_id
         self.disk = DiskLines(path, hub.max_line_bytes)
         self.position = None  # unknown until the first subscriber reads the disk
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0  # live lines waiting in the queue
+        self.dropped = 0  # live lines dropped over budget, read from disk instead
         self._queue = queue.SimpleQueue()
         self._attached = set()
         self._lock = threading.Lock()
@@ -134,6 +142,18 @@ class Feed:
             self._attached.discard(key)
 
     def put(self, kind, payload):
+        """Queue a message; live lines over the byte budget are dropped (the disk has them)."""
+        if kind == "lines":
+            size = sum(len(text) for _, text in payload) + LINE_OVERHEAD * len(payload)
+            with self._lock:
+                if self.queued_bytes + size > self.max_bytes:
+                    if not self.dropped:
+                        log.warning("relay for %s is %d bytes behind; reading from disk "
+                                    "instead", self.deployment_id, self.queued_bytes)
+                    self.dropped += len(payload)
+                    return
+                self.queued_bytes += size
+            payload = (size, payload)
         self._queue.put((kind, payload))
 
     # -- the feed's thread --------------------------------------------------
@@ -143,7 +163,10 @@ class Feed:
             kind, payload = item
             try:
                 if kind == "lines":
-                    self._lines(payload)
+                    size, lines = payload
+                    with self._lock:
+                        self.queued_bytes -= size
+                    self._lines(lines)
                 elif kind == "position":
                     self._position(payload)
                 elif kind == "status":
@@ -218,13 +241,15 @@ class Feed:
 class RelayHub(StreamHub):
     """A StreamHub whose live lines come from the shipper through Redis, not a follower."""
 
-    def __init__(self, data_dir, max_line_bytes=DEFAULT_MAX_LINE_BYTES, **_follower_options):
+    def __init__(self, data_dir, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+                 max_feed_bytes=DEFAULT_FEED_BYTES, **_follower_options):
         super().__init__(data_dir)
         self.max_line_bytes = max_line_bytes
+        self.max_feed_bytes = max_feed_bytes
 
     def _start_source(self, deployment_id, path):
         """Start the relay thread that feeds this worker's rooms for a deployment."""
-        return Feed(self, deployment_id, path).start()
+        return Feed(self, deployment_id, path, self.max_feed_bytes).start()
 
     def deliver(self, deployment_id, kind, payload):
         """Queue a shipper's lines or status for the deployment, if anyone here follows it."""
@@ -234,32 +259,95 @@ class RelayHub(StreamHub):
             feed.put(kind, payload)
 
 
-class RelayManager(socketio.RedisManager):
-    """Flask-SocketIO's Redis client manager, handing the shipper's lines to a RelayHub.
+def ship_message(deployment_id, kind, payload):
+    """Return the text the shipper publishes: lines, a status, or how far it has read."""
+    return json.dumps({"deployment_id": deployment_id, "kind": kind, "payload": payload},
+                      separators=(",", ":"))
 
-    The shipper's ``log_batch`` and ``status`` events for a batch room go
-    to the hub, which fans them out here in order and without duplicates;
-    every other message from the queue is handled as usual. Logstream's own
-    events are emitted to this worker's clients only.
-    """
 
-    def __init__(self, url, hub, channel="flask-socketio", **options):
-        super().__init__(url, channel=channel, **options)
+class ShipListener:
+    """Hear the shipper's channel with redis-py and hand each message to a RelayHub."""
+
+    RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0)
+
+    def __init__(self, url, hub, channel=SHIP_CHANNEL):
+        import redis
+
+        self.redis = redis
+        self.client = redis.Redis.from_url(url)
         self.hub = hub
-        self.subscribed = threading.Event()
+        self.channel = channel
+        self._pubsub = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relay:listen", daemon=True)
 
-    def _redis_connect(self):
-        super()._redis_connect()
-        # Subscribing here (python-socketio subscribes again right after,
-        # which Redis ignores) tells the worker when it can hear the shipper.
-        self.pubsub.subscribe(self.channel)
-        self.subscribed.set()
+    def _subscribe(self, timeout):
+        """Subscribe and wait for Redis to confirm, so nothing published after is missed."""
+        pubsub = self.client.pubsub()
+        pubsub.subscribe(self.channel)
+        reply = pubsub.get_message(timeout=timeout)
+        if not reply or reply.get("type") != "subscribe":
+            pubsub.close()
+            raise self.redis.ConnectionError(f"Redis did not confirm the subscription "
+                                             f"to {self.channel!r} within {timeout} s")
+        self._pubsub = pubsub
 
-    def start_listening(self, timeout=5.0):
-        """Listen to the queue now rather than on the first client, and wait until subscribed."""
-        self.server.manager_initialized = True
-        self.initialize()
-        return self.subscribed.wait(timeout)
+    def start(self, timeout=5.0):
+        """Subscribe now, before any client joins, then listen on a thread."""
+        self._subscribe(timeout)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stopping.set()
+        self._thread.join(5)
+        self.client.close()
+
+    def _run(self):
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                if self._pubsub is None:
+                    self._subscribe(5.0)
+                    log.info("listening to %s again", self.channel)
+                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                failures = 0
+            except (self.redis.RedisError, OSError) as error:
+                # Lines published meanwhile are lost here, and read from
+                # disk when the next message shows the gap.
+                if self._pubsub is not None:
+                    self._pubsub.close()
+                    self._pubsub = None
+                log.warning("Redis channel %s failed (%s); retrying", self.channel, error)
+                self._stopping.wait(self.RETRY_SECONDS[min(failures, 3)])
+                failures += 1
+                continue
+            if message and message.get("type") == "message":
+                self.handle(message["data"])
+        if self._pubsub is not None:
+            self._pubsub.close()
+
+    def handle(self, data):
+        """Hand one published message to the hub; ignore what isn't the shipper's."""
+        try:
+            message = json.loads(data)
+            deployment_id, kind, payload = (message["deployment_id"], message["kind"],
+                                            message["payload"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a message on %s that is not the shipper's", self.channel)
+            return
+        if kind == "lines":
+            payload = [(number, text) for number, text in payload]
+        self.hub.deliver(deployment_id, kind, payload)
+
+
+class RelayManager(socketio.RedisManager):
+    """Flask-SocketIO's Redis client manager that keeps logstream's own events on this worker.
+
+    The shipper is the one process that publishes lines, so a worker emits
+    them (and statuses, pongs, errors) to its own clients only; any other
+    event an application emits goes through Redis as usual.
+    """
 
     def emit(self, event, data, namespace=None, room=None, skip_sid=None,
              callback=None, to=None, **kwargs):
@@ -267,25 +355,6 @@ class RelayManager(socketio.RedisManager):
             kwargs["ignore_queue"] = True
         return super().emit(event, data, namespace=namespace, room=room,
                             skip_sid=skip_sid, callback=callback, to=to, **kwargs)
-
-    def _handle_emit(self, message):
-        room = message.get("room")
-        data = message.get("data")
-        if (message.get("event") in ("log_batch", "status") and isinstance(room, str)
-                and room.endswith("#batch") and isinstance(data, list) and len(data) == 1
-                and isinstance(data[0], dict)):
-            payload = data[0]
-            deployment_id = room[: -len("#batch")]
-            if message["event"] == "log_batch":
-                lines = [(item["line"], item["message"]) for item in payload.get("lines", ())]
-                self.hub.deliver(deployment_id, "lines", lines)
-            elif payload.get("type") == SHIPPED:
-                self.hub.deliver(deployment_id, "position", payload["next_line"] - 1)
-            else:
-                status = {k: v for k, v in payload.items() if k != "deployment_id"}
-                self.hub.deliver(deployment_id, "status", status)
-            return
-        super()._handle_emit(message)
 
 
 def check_message_queue(url):

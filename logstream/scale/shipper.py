@@ -1,4 +1,4 @@
-"""Follow every log in the data directory and publish its lines into the rooms through Redis."""
+"""Follow every log in the data directory and publish its lines to the web workers through Redis."""
 
 import logging
 import os
@@ -8,10 +8,9 @@ from pathlib import Path
 import click
 
 from logstream.core.deployments import LOG_SUFFIX, is_valid_id
-from logstream.web.events import batch_event, batch_room
 from logstream.core.follower import Follower
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
-from logstream.scale.relay import SHIPPED
+from logstream.scale.relay import SHIP_CHANNEL, ship_message
 
 log = logging.getLogger(__name__)
 
@@ -19,23 +18,22 @@ SCAN_INTERVAL = 0.5
 
 
 class Shipper:
-    """Run one follower per ``*.log`` file and emit each read once, through the message queue.
+    """Run one follower per ``*.log`` file and publish each read once on the Redis channel.
 
-    Every read becomes one ``log_batch`` event to the deployment's batch
-    room and every follower status one ``status`` event there; the web
-    workers (logstream/relay.py) fan them out to their own clients. The data
-    directory is scanned every ``scan_interval`` seconds for new files.
+    Every read and every follower status becomes one message on
+    ``SHIP_CHANNEL``; the web workers (logstream/scale/relay.py) fan them out
+    to their own clients. The data directory is scanned every
+    ``scan_interval`` seconds for new files.
     """
 
     def __init__(self, data_dir, message_queue, *, scan_interval=SCAN_INTERVAL,
-                 max_line_bytes=DEFAULT_MAX_LINE_BYTES, use_inotify=True, emitter=None):
-        from flask_socketio import SocketIO
+                 max_line_bytes=DEFAULT_MAX_LINE_BYTES, use_inotify=True):
+        import redis
 
         self.data_dir = Path(data_dir)
         self.scan_interval = scan_interval
         self.follower_options = {"max_line_bytes": max_line_bytes, "use_inotify": use_inotify}
-        # No app: Flask-SocketIO's write-only emitter, which only publishes.
-        self.emitter = emitter or SocketIO(message_queue=message_queue)
+        self.redis = redis.Redis.from_url(message_queue)
         self.followers = {}
         self.shipped = {}  # deployment id -> last line published or noted
         self.published = 0  # lines published, for the benchmark and the log
@@ -57,15 +55,22 @@ class Shipper:
                 name=f"ship:{deployment_id}", **self.follower_options).start()
             log.info("shipping %s", deployment_id)
 
+    def send(self, deployment_id, kind, payload):
+        """Publish one message; while Redis is down it is lost, and workers read the disk."""
+        import redis
+
+        try:
+            self.redis.publish(SHIP_CHANNEL, ship_message(deployment_id, kind, payload))
+        except redis.RedisError as error:
+            log.warning("could not publish to Redis (%s)", error)
+
     def publish(self, deployment_id, lines):
-        self.emitter.emit("log_batch", batch_event(deployment_id, lines),
-                          to=batch_room(deployment_id))
+        self.send(deployment_id, "lines", lines)
         self.shipped[deployment_id] = lines[-1][0]
         self.published += len(lines)
 
     def status(self, deployment_id, payload):
-        self.emitter.emit("status", dict(payload, deployment_id=deployment_id),
-                          to=batch_room(deployment_id))
+        self.send(deployment_id, "status", payload)
         self.shipped[deployment_id] = payload["next_line"] - 1
 
     def note_positions(self):
@@ -79,9 +84,7 @@ class Shipper:
             lines = follower.lines
             if lines and lines != self.shipped.get(deployment_id):
                 self.shipped[deployment_id] = lines
-                self.emitter.emit("status", {"type": SHIPPED, "deployment_id": deployment_id,
-                                             "next_line": lines + 1},
-                                  to=batch_room(deployment_id))
+                self.send(deployment_id, "position", lines)
 
     def run(self):
         """Scan and ship until stop() is called."""
@@ -102,6 +105,7 @@ class Shipper:
         for follower in self.followers.values():
             follower.stop()
         self.followers.clear()
+        self.redis.close()
 
 
 @click.command()
