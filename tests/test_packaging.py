@@ -22,9 +22,10 @@ def normalise(name):
 
 
 def split(requirement):
-    """Return (name with extras, lower bound) of a 'name[extra]>=x; marker' string."""
+    """Return (name with extras, bounds) of a 'name[extra]>=x[,<y]; marker' string."""
     requirement = requirement.split(";")[0].strip()
-    match = re.fullmatch(r"([A-Za-z0-9_.\-]+(?:\[[a-z,\-]+\])?)\s*(?:>=\s*([\w.]+))?", requirement)
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+(?:\[[a-z,\-]+\])?)\s*(?:>=\s*([\w.]+(?:,<[\w.]+)?))?",
+                         requirement)
     assert match, f"unexpected requirement {requirement!r}: pin a lower bound with >="
     return match.group(1), match.group(2)
 

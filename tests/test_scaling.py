@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import websocket
 
 from logstream.clients.logclient import LogClient
 from logstream.support.host import free_port
+from logstream.support.processes import ChildProcess, answers, logstream_command
 
 from conftest import Logs, append, wait_until
 
@@ -35,65 +35,25 @@ def redis_url(tmp_path_factory):
     import redis
 
     port = free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(tmp_path_factory.mktemp("redis"))],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scratch = tmp_path_factory.mktemp("redis")
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
 
-    def answers():
+    def pings():
         try:
             return client.ping()
         except redis.ConnectionError:
             return False
 
+    server = ChildProcess("redis-server", [
+        REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", scratch], scratch / "redis.out", ready=pings)
     try:
-        wait_until(answers, timeout=20, message="redis-server to answer")
+        server.start(timeout=20)
         yield url
     finally:
         client.close()
-        proc.terminate()
-        proc.wait(10)
-
-
-class Process:
-    """A `logstream ...` command running as a subprocess of the test."""
-
-    def __init__(self, log_dir, name, args, health_url=None):
-        self.log_path = Path(log_dir) / f"{name}.log.txt"
-        self.args = [sys.executable, "-m", "logstream.cli", *args]
-        self.health_url = health_url
-        self.proc = None
-
-    def start(self):
-        # The worktree's root first on sys.path, so its logstream is the one run.
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        if self.health_url:
-            wait_until(self._healthy, timeout=30, message=f"{self.args[3:5]} to serve")
-        return self
-
-    def _healthy(self):
-        assert self.proc.poll() is None, self.log_path.read_text()
-        try:
-            return httpx.get(self.health_url, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        server.stop()
 
 
 class Cluster:
@@ -101,16 +61,17 @@ class Cluster:
 
     def __init__(self, data_dir, redis_url, log_dir):
         self.data_dir = data_dir
-        self.ship = Process(log_dir, "shipper", [
-            "ship", "--data-dir", str(data_dir), "--message-queue", redis_url,
-            "--scan-interval", "0.1"])
+        log_dir = Path(log_dir)
+        self.ship = ChildProcess("shipper", logstream_command(
+            "ship", "--data-dir", data_dir, "--message-queue", redis_url,
+            "--scan-interval", "0.1"), log_dir / "shipper.log.txt")
         self.workers = []
         for n in range(2):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            self.workers.append(Process(log_dir, f"worker{n}", [
-                "serve", "--data-dir", str(data_dir), "--port", str(port),
-                "--message-queue", redis_url], health_url=url + "/healthz"))
+            self.workers.append(ChildProcess(f"worker{n}", logstream_command(
+                "serve", "--data-dir", data_dir, "--port", port, "--message-queue", redis_url),
+                log_dir / f"worker{n}.log.txt", ready=lambda url=url: answers(url + "/healthz")))
             self.workers[-1].url = url
 
     @property
@@ -135,7 +96,7 @@ def logs(cluster):
     return Logs(cluster.data_dir)
 
 
-class WireClient:
+class ArrivalOrderClient:
     """A Socket.IO client at the frame level: one thread records every event in arrival order.
 
     python-socketio's own client runs each event in a thread of its own, so
@@ -214,7 +175,7 @@ def wire():
     opened = []
 
     def open_wire(url):
-        client = WireClient(url)
+        client = ArrivalOrderClient(url)
         opened.append(client)
         return client
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import wait_until
-from logstream.tools.leanclient import WireClient
+from logstream.tools.leanclient import LeanClient
 from logstream.web.events import batch_event, batch_json, line_event, line_json
 from logstream.web.websocket import LogPacket, RawJSON
 
@@ -50,7 +50,7 @@ def stream_all(client, deployment_id, count):
 
 def test_big_messages_arrive_compressed_small_ones_plain(server, logs):
     deployment_id, path = logs.make(3000, prefix="compressible line")
-    client = WireClient(server.url, deflate=True)
+    client = LeanClient(server.url, deflate=True)
     try:
         assert client.compressed
         client.call("ping", "before")
@@ -67,7 +67,7 @@ def test_big_messages_arrive_compressed_small_ones_plain(server, logs):
 
 def test_clients_without_deflate_get_the_same_lines(server, logs):
     deployment_id, _ = logs.make(3000)
-    client = WireClient(server.url, deflate=False)
+    client = LeanClient(server.url, deflate=False)
     try:
         assert not client.compressed
         assert stream_all(client, deployment_id, 3000) == {n: f"line {n}" for n in range(1, 3001)}

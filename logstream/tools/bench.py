@@ -11,12 +11,10 @@ import multiprocessing
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import ExitStack
 from multiprocessing.connection import wait as wait_for_conns
 from urllib.parse import urlsplit
@@ -25,7 +23,9 @@ import click
 import psutil
 
 from logstream.support.host import free_port, machine
-from logstream.tools.leanclient import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
+from logstream.support.processes import ChildProcess, answers, logstream_command
+from logstream.support.stats import percentiles as nearest_rank
+from logstream.tools.benchjobs import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
 
 LINE_BYTES = 100
 SETTLE_SECONDS = 0.2      # lets a seed-style tailer open the file before lines arrive
@@ -46,40 +46,33 @@ class BenchError(RuntimeError):
 class Target:
     """A server under test: its url, data directory and process (if known)."""
 
-    def __init__(self, design, url, data_dir, process=None, popen=None, log_path=None):
+    def __init__(self, design, url, data_dir, process=None, child=None):
         self.design = design
         self.url = url
         self.data_dir = data_dir
         self.process = process
-        self._popen = popen
-        self._log_path = log_path
+        self._child = child
 
     @classmethod
     def start(cls, design, data_dir, timeout=30.0):
         """Start a server process of the given design and wait until it answers."""
         port = free_port()
         if design == "logstream":
-            command = [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
-                       "--data-dir", str(data_dir)]
+            command = logstream_command("serve", "--port", port, "--data-dir", data_dir)
         elif design == "seed":
             command = [sys.executable, "-m", "logstream.tools.baseline_app", "--port", str(port),
                        "--data-dir", str(data_dir)]
         else:
             raise BenchError(f"There is no server design called {design!r}; use logstream or seed.")
-        log_path = os.path.join(data_dir, f".{design}-server.out")
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        target = cls(design, f"http://127.0.0.1:{port}", data_dir,
-                     psutil.Process(popen.pid), popen, log_path)
-        deadline = time.monotonic() + timeout
-        while not target.healthy():
-            if popen.poll() is not None or time.monotonic() > deadline:
-                output = target.output()
-                target.stop()
-                raise BenchError(f"The {design} server did not start:\n{output}")
-            time.sleep(0.05)
-        return target
+        url = f"http://127.0.0.1:{port}"
+        child = ChildProcess(f"the {design} server", command,
+                             os.path.join(data_dir, f".{design}-server.out"),
+                             ready=lambda: answers(url + "/healthz"))
+        try:
+            child.start(timeout)
+        except (TimeoutError, RuntimeError) as error:
+            raise BenchError(f"The {design} server did not start: {error}\n{child.output()}")
+        return cls(design, url, data_dir, psutil.Process(child.pid), child)
 
     @classmethod
     def existing(cls, url, data_dir):
@@ -88,7 +81,7 @@ class Target:
             raise BenchError("--url needs --data-dir: the folder that server reads its "
                              "<deployment>.log files from, so the benchmark can write to it.")
         target = cls("logstream", url.rstrip("/"), data_dir)
-        if not target.healthy():
+        if not answers(target.url + "/healthz"):
             raise BenchError(f"No logstream server answers at {url}/healthz.")
         port = urlsplit(url).port or 80
         try:
@@ -99,29 +92,10 @@ class Target:
             pass  # server CPU and memory will be reported as unknown
         return target
 
-    def healthy(self):
-        try:
-            with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def output(self):
-        if not self._log_path or not os.path.exists(self._log_path):
-            return ""
-        with open(self._log_path, errors="replace") as fp:
-            return fp.read()[-2000:]
-
     def stop(self):
         """Stop the server if the benchmark started it."""
-        if self._popen is None or self._popen.poll() is not None:
-            return
-        self._popen.send_signal(signal.SIGINT)
-        try:
-            self._popen.wait(5)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.wait()
+        if self._child is not None:
+            self._child.stop(signal.SIGINT, timeout=5)
 
 
 class Sampler:
@@ -281,15 +255,10 @@ def write_at_rate(path, count, rate, line_bytes=LINE_BYTES):
 
 # -- statistics ----------------------------------------------------------------
 
-def percentiles(values_ns, points=(50, 95, 99)):
-    """Return nearest-rank percentiles (and the max) of nanosecond values, in ms."""
-    if not values_ns:
-        return None
-    ordered = sorted(values_ns)
-    result = {f"p{p}": round(ordered[min(len(ordered) - 1, max(0, -(-p * len(ordered) // 100) - 1))] / 1e6, 3)
-              for p in points}
-    result["max"] = round(ordered[-1] / 1e6, 3)
-    return result
+def percentiles(values_ns):
+    """Return p50/p95/p99 and the max of nanosecond values, in ms (nearest rank)."""
+    result = nearest_rank(values_ns)
+    return result and {key: round(value / 1e6, 3) for key, value in result.items()}
 
 
 

@@ -2,7 +2,7 @@
 
 Each transport streams the same kind of lines from its own deployment.
 Lines carry their write time, so latency is write → receive in this
-process; bytes are counted by a TCP relay every client connects through;
+process; bytes are counted by a TCP byte counter every client connects through;
 CPU is the server process's own (it runs as `logstream serve` in a child
 process). The restart scenario kills the server mid-stream and starts it
 again on the same port, with readers that resume and readers that don't.
@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import statistics
 import tempfile
 import time
@@ -21,7 +22,10 @@ from pathlib import Path
 import click
 
 from logstream.support.host import machine
-from logstream.tools.measure import TRANSPORTS, Relay, ServerProcess, make_line, server_cpu_reader
+from logstream.support.stats import percentiles as nearest_rank
+from logstream.support.waiting import wait_until
+from logstream.tools.bytecounter import ByteCounter
+from logstream.tools.measure import TRANSPORTS, make_line, server_cpu_reader, start_server_process
 
 SETTLE_SECONDS = 1.0  # a naive reader counts as finished after this long without a line
 # The clients log warnings when the server vanishes, which is the point of
@@ -171,16 +175,10 @@ def _restart_summary(p):
 
 
 def percentiles(values):
-    """Return p50/p95/p99/mean/max of values (nearest-rank), or zeros if empty."""
+    """Return p50/p95/p99/max (nearest rank, logstream.support.stats) and the mean; zeros if empty."""
     if not values:
         return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-    ordered = sorted(values)
-
-    def rank(p):
-        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
-
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99),
-            "mean": statistics.fmean(ordered), "max": ordered[-1]}
+    return dict(nearest_rank(values), mean=statistics.fmean(values))
 
 
 class Writer:
@@ -214,15 +212,6 @@ class Writer:
             os.close(fd)
 
 
-def _wait(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def _delivery(reader, sent):
     seqs = [seq for seq, _, _ in reader.received()]
     unique = set(seqs)
@@ -237,17 +226,17 @@ def _measure_setup(name, make_reader, target, data_dir, trials):
     (data_dir / f"{deployment_id}.log").touch()
     seconds, sizes = [], []
     for _ in range(trials):
-        relay = Relay(*target)
-        reader = make_reader(deployment_id, True).open(relay.url)
+        counter = ByteCounter(*target)
+        reader = make_reader(deployment_id, True).open(counter.url)
         try:
             if not reader.started.wait(10):
                 raise RuntimeError(f"{name}: no streaming_started within 10 s")
-            up, down, _ = relay.counts()
+            up, down, _ = counter.counts()
             seconds.append(reader.setup_seconds())
             sizes.append(up + down)
         finally:
             reader.close()
-            relay.close()
+            counter.close()
     return statistics.median(seconds), int(statistics.median(sizes))
 
 
@@ -257,22 +246,23 @@ def _measure_stream(name, make_reader, target, data_dir, options, cpu_seconds, p
     deployment_id = f"cmp-{name}"
     path = data_dir / f"{deployment_id}.log"
     path.write_bytes(b"")
-    relay = Relay(*target)
-    reader = make_reader(deployment_id, True).open(relay.url)
+    counter = ByteCounter(*target)
+    reader = make_reader(deployment_id, True).open(counter.url)
     try:
         if not reader.started.wait(10):
             raise RuntimeError(f"{name}: no streaming_started within 10 s")
-        up0, down0, conns0 = relay.counts()
+        up0, down0, conns0 = counter.counts()
         cpu0 = cpu_seconds() if cpu_seconds else None
         Writer(path, options["rate"], options["burst"], options["line_bytes"],
                progress).write(lines)
-        _wait(lambda: len({a[0] for a in reader.received()}) >= lines,
-              timeout=15 + lines / options["rate"])
-        up1, down1, conns1 = relay.counts()
+        with contextlib.suppress(TimeoutError):  # what is missing is counted below
+            wait_until(lambda: len({a[0] for a in reader.received()}) >= lines,
+                       timeout=15 + lines / options["rate"])
+        up1, down1, conns1 = counter.counts()
         cpu1 = cpu_seconds() if cpu_seconds else None
     finally:
         reader.close()
-        relay.close()
+        counter.close()
 
     first = {}
     for seq, written, received in reader.received():
@@ -304,21 +294,24 @@ def _measure_restart(names, server, data_dir, options, progress):
     for reader in readers.values():
         reader.open(server.url)
     try:
-        if not _wait(lambda: all(r.started.is_set() for r in readers.values()), 10):
-            raise RuntimeError("restart scenario: not every reader started within 10 s")
+        wait_until(lambda: all(r.started.is_set() for r in readers.values()), 10,
+                   what="every reader of the restart scenario to start")
         writer = Writer(path, options["rate"], options["burst"], options["line_bytes"],
                         progress)
         third = total // 3
         writer.write(third)
-        server.stop(graceful=options["graceful_restart"])
+        server.stop(signal.SIGINT if options["graceful_restart"] else signal.SIGKILL)
         writer.write(third)  # while the server is down
         server.start()
         writer.write(total - 2 * third)
         # Resuming readers must catch up; every reader gets the time to
-        # reconnect, unless its client gave up.
-        _wait(lambda: all(len({a[0] for a in r.received()}) >= total or r.gave_up()
-                          for (_, resume), r in readers.items() if resume), 20)
-        _wait(lambda: all(len(r.starts) > 1 or r.gave_up() for r in readers.values()), 20)
+        # reconnect, unless its client gave up. What is missing is counted below.
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: all(len({a[0] for a in r.received()}) >= total or r.gave_up()
+                                   for (_, resume), r in readers.items() if resume), 20)
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: all(len(r.starts) > 1 or r.gave_up()
+                                   for r in readers.values()), 20)
         _settle(readers.values())
     finally:
         for reader in readers.values():
@@ -380,9 +373,9 @@ def run(*, lines=1000, rate=500.0, burst=10, line_bytes=120, transports=tuple(TR
         else:
             data_dir = Path(data_dir or Path(scratch) / "logs")
             data_dir.mkdir(parents=True, exist_ok=True)
-            server = ServerProcess(data_dir, log_path=Path(scratch) / "server.log").start()
-            target = (server.host, server.port)
-            cpu_seconds = server.cpu_seconds
+            server = start_server_process(data_dir, Path(scratch) / "server.log")
+            target = _host_port(server.url)
+            cpu_seconds = server_cpu_reader(server.url)
         try:
             results = []
             for name in transports:

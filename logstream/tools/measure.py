@@ -1,25 +1,20 @@
 """Instruments for `logstream compare`: a server process, a counting relay, stream readers."""
 
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psutil
 import socketio
 
 from logstream.support.host import free_port
+from logstream.support.processes import ChildProcess, answers, logstream_command
+from logstream.tools.bytecounter import shut_down
 from logstream.web.internals import gave_up
 from engineio.payload import Payload
 from httpx_sse import connect_sse
 
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 # python-engineio's client drops a poll response of more than 16 packets
 # (a guard against floods, python-engineio#142) and then reconnects for
 # ever: a reader that falls behind, or rejoins with history, never catches
@@ -62,58 +57,15 @@ def parse_line(message):
     return int(seq[4:]), int(written[2:])
 
 
-class ServerProcess:
-    """Run `logstream serve` in a child process, so its CPU time is its own."""
-
-    def __init__(self, data_dir, host="127.0.0.1", port=None, log_path=None):
-        self.data_dir = Path(data_dir)
-        self.host = host
-        self.port = port or free_port(host)
-        self.url = f"http://{host}:{self.port}"
-        self.log_path = Path(log_path or self.data_dir.parent / "server.log")
-        self.process = None
-
-    def start(self, timeout=30):
-        """Start the server and return once /healthz answers."""
-        env = dict(os.environ)
-        # The child imports this very logstream, even from a source checkout.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "from logstream.cli import main; main()", "serve",
-                 "--host", self.host, "--port", str(self.port),
-                 "--data-dir", str(self.data_dir)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.process.returncode}; "
-                                   f"see {self.log_path}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the server did not answer within {timeout} s; see {self.log_path}")
-
-    def cpu_seconds(self):
-        """Return the CPU time (user + system) the server has used so far."""
-        times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
-
-    def stop(self, graceful=True, timeout=10):
-        """Stop the server: SIGINT lets it close its connections, SIGKILL is a crash."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT if graceful else signal.SIGKILL)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def start_server_process(data_dir, log_path, host="127.0.0.1"):
+    """Start `logstream serve` in a child process (so its CPU time is its own); wait until it answers."""
+    port = free_port(host)
+    url = f"http://{host}:{port}"
+    server = ChildProcess("logstream serve", logstream_command(
+        "serve", "--host", host, "--port", port, "--data-dir", data_dir), log_path,
+        ready=lambda: answers(url + "/healthz"))
+    server.url = url
+    return server.start()
 
 
 def server_cpu_reader(url):
@@ -129,89 +81,6 @@ def server_cpu_reader(url):
         return None
     process = psutil.Process(pid)
     return lambda: sum(process.cpu_times()[:2])
-
-
-class Relay:
-    """Forward TCP connections to a server and count the bytes that cross them.
-
-    Clients connect to the relay instead of the server, so every byte of
-    every connection a transport opens (handshakes, HTTP headers, frames,
-    polls) is counted as it passes, whatever the client library.
-    """
-
-    def __init__(self, host, port):
-        self.upstream = (host, port)
-        self.up = self.down = self.connections = 0
-        self._lock = threading.Lock()
-        self._sockets = set()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, name="relay", daemon=True).start()
-
-    def counts(self):
-        """Return (bytes client→server, bytes server→client, connections) so far."""
-        with self._lock:
-            return self.up, self.down, self.connections
-
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            try:
-                server = socket.create_connection(self.upstream)
-            except OSError:
-                client.close()
-                continue
-            for sock in (client, server):
-                # Without this the relay would add Nagle's delay to small frames.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with self._lock:
-                self.connections += 1
-                self._sockets.update((client, server))
-            pair = {"open": 2}
-            for src, dst, up in ((client, server, True), (server, client, False)):
-                threading.Thread(target=self._pump, args=(src, dst, up, pair, client, server),
-                                 name="relay-pump", daemon=True).start()
-
-    def _pump(self, src, dst, up, pair, client, server):
-        try:
-            while data := src.recv(65536):
-                with self._lock:  # counted before it is passed on, so never late
-                    if up:
-                        self.up += len(data)
-                    else:
-                        self.down += len(data)
-                dst.sendall(data)
-            dst.shutdown(socket.SHUT_WR)
-        except OSError:
-            for sock in (client, server):
-                _shutdown(sock)
-        with self._lock:
-            pair["open"] -= 1
-            done = pair["open"] == 0
-            if done:
-                self._sockets.difference_update((client, server))
-        if done:
-            client.close()
-            server.close()
-
-    def close(self):
-        """Stop accepting and cut every relayed connection."""
-        self._listener.close()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock):
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 class Reader:
@@ -368,7 +237,7 @@ class SSEReader(Reader):
     def close(self):
         self._closing.set()
         if self._socket is not None:
-            _shutdown(self._socket)
+            shut_down(self._socket)
         if self._thread is not None:
             self._thread.join(10)
 

@@ -1,0 +1,154 @@
+"""What logstream/web/internals.py relies on in four libraries still holds, and nothing else relies on it."""
+
+import ast
+import inspect
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import engineio
+import pytest
+import simple_websocket
+import socketio
+import wsproto
+from wsproto.events import AcceptConnection, Request
+from wsproto.extensions import PerMessageDeflate
+
+from logstream.clients.logclient import LogClient
+from logstream.web import internals
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKED = set()
+
+
+def require(ok, package, name, what_changed):
+    """Fail with a sentence naming the package, its version and the private name that changed."""
+    CHECKED.add((package, name))
+    purpose = internals.PRIVATE_NAMES[package][name]
+    assert ok, (f"{package} {version(package)} changed {name}: {what_changed}. "
+                f"logstream/web/internals.py relies on it for {purpose}; adapt that module "
+                f"(or keep {package} below this version in pyproject.toml and environment.yml).")
+
+
+def test_engineio_threading_websocket_class_and_its_table():
+    name = "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI"
+    wrapper = inspect.getsource(internals.SimpleWebSocketWSGI)
+    require("self.server_args = kwargs" in wrapper
+            and "simple_websocket.Server(environ, **self.server_args)" in wrapper,
+            "python-engineio", name,
+            "it no longer passes its keyword arguments on to simple_websocket.Server")
+    eio = engineio.Server(async_mode="threading")
+    require(isinstance(getattr(eio, "_async", None), dict)
+            and eio._async.get("websocket") is internals.SimpleWebSocketWSGI,
+            "python-engineio", "engineio.Server._async",
+            "it is no longer a dict whose 'websocket' entry is SimpleWebSocketWSGI")
+
+
+def test_engineio_sessions_and_their_send_queues(server):
+    with LogClient(server.url) as client:
+        sio_server = server.socketio.server
+        eio = sio_server.eio
+        require(isinstance(getattr(eio, "sockets", None), dict) and len(eio.sockets) == 1,
+                "python-engineio", "engineio.Server.sockets",
+                "it is no longer a dict of the open sessions by sid")
+        (session,) = eio.sockets.values()
+        queue = getattr(session, "queue", None)
+        require(all(hasattr(queue, attr) for attr in ("qsize", "all_tasks_done",
+                                                      "unfinished_tasks"))
+                and hasattr(session, "closed"),
+                "python-engineio", "engineio.socket.Socket.queue",
+                "a session's queue is no longer a queue.Queue (qsize, all_tasks_done, "
+                "unfinished_tasks) or a session has no 'closed'")
+        require(hasattr(sio_server.manager, "eio_sid_from_sid")
+                and sio_server.manager.eio_sid_from_sid(client.sio.get_sid("/"), "/")
+                in eio.sockets,
+                "python-socketio", "socketio.base_manager.BaseManager.eio_sid_from_sid",
+                "it no longer maps a Socket.IO sid to its Engine.IO session")
+        assert internals.queued_packets(sio_server, client.sio.get_sid("/")) >= 0
+
+
+def test_socketio_client_reconnect_task():
+    client = socketio.Client()
+    source = inspect.getsource(socketio.Client)
+    require(hasattr(client, "_reconnect_task") and client._reconnect_task is None
+            and "self._reconnect_task = self.start_background_task" in source,
+            "python-socketio", "socketio.Client._reconnect_task",
+            "it is no longer None until a reconnection loop starts, then that loop's task")
+
+
+def test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class():
+    base = inspect.getsource(simple_websocket.ws.Base)
+    used = set(re.findall(r"self\.sock\.(\w+)", base))
+    require(used <= {"send", "recv", "close"} and "thread_class(target=self._thread)" in base,
+            "simple-websocket", "simple_websocket.ws.Base._thread",
+            f"Base now uses sock.{sorted(used - {'send', 'recv', 'close'})} or no longer "
+            f"builds its reader thread with thread_class(target=self._thread); "
+            f"LockedSocket routes send only")
+
+
+def test_wsproto_keeps_the_agreed_deflate_window_on_the_connection():
+    server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+    offer = PerMessageDeflate(client_max_window_bits=12, server_max_window_bits=12)
+    server.receive_data(client.send(Request(host="localhost", target="/",
+                                            extensions=[offer])))
+    request = next(event for event in server.events() if isinstance(event, Request))
+    server.send(AcceptConnection(extensions=[PerMessageDeflate()]))
+
+    class Holder:  # what simple-websocket exposes as ws.ws
+        ws = server
+
+    require(internals.deflate_window_bits(Holder) == 12 and request.extensions,
+            "wsproto", "wsproto.connection.Connection._proto.extensions",
+            "the negotiated PerMessageDeflate is no longer at connection._proto.extensions")
+
+
+def test_every_private_name_listed_is_checked():
+    # Runs after the checks above (pytest keeps file order).
+    listed = {(package, name) for package, names in internals.PRIVATE_NAMES.items()
+              for name in names}
+    assert listed == CHECKED, f"listed but not checked: {listed - CHECKED}"
+
+
+# Private names of python-engineio, python-socketio, simple-websocket and
+# wsproto (and their undocumented attributes) that logstream has used.
+PRIVATE = {"_async", "_websocket_wsgi", "async_drivers", "_proto", "_reconnect_task",
+           "_handle_emit", "_redis_connect", "manager_initialized", "eio_sid_from_sid",
+           "sockets", "all_tasks_done", "unfinished_tasks", "_send_packet", "_trigger_event"}
+LIBRARIES = ("engineio", "socketio", "simple_websocket", "wsproto", "flask_socketio")
+
+
+def private_names_in(path):
+    """Return the private library names a module mentions (attributes, imports, getattr strings)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+            found.add(node.attr)
+        elif isinstance(node, ast.Constant) and node.value in PRIVATE:
+            found.add(node.value)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(LIBRARIES):
+            parts = node.module.split(".") + [alias.name for alias in node.names]
+            found |= {part for part in parts if part.startswith("_") or part in PRIVATE}
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith(LIBRARIES):
+                    found |= {p for p in alias.name.split(".") if p.startswith("_")}
+    return found
+
+
+def test_exactly_one_module_uses_the_libraries_private_names():
+    users = {str(path.relative_to(ROOT)): names
+             for path in sorted((ROOT / "logstream").rglob("*.py"))
+             if (names := private_names_in(path))}
+    assert list(users) == ["logstream/web/internals.py"], (
+        f"only logstream/web/internals.py may use private names of python-engineio, "
+        f"python-socketio, simple-websocket or wsproto; found {users}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from logstream.web.server import start_server
+
+    with start_server(data_dir=tmp_path_factory.mktemp("logs")) as handle:
+        yield handle
