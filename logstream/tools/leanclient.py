@@ -48,7 +48,8 @@ def _frame(text):
 class LeanClient:
     """A connected Socket.IO client: send events, read messages one by one.
 
-    ``pongs`` keeps the payload of every WebSocket pong the server sent.
+    ``pongs`` keeps the payload of every WebSocket pong the server sent;
+    ``heartbeats`` counts the Engine.IO pings it answered.
     """
 
     def __init__(self, url, deflate=True, timeout=10.0):
@@ -63,6 +64,7 @@ class LeanClient:
         self._ack_id = 0
         self.inflated = 0  # how many messages arrived compressed
         self.pongs = []
+        self.heartbeats = 0
         self._handshake(deflate)
         opened = self.recv_text()
         if not opened.startswith(b"0"):
@@ -166,6 +168,7 @@ class LeanClient:
                     self._inflate = zlib.decompressobj(-15)
             if message == b"2":  # Engine.IO ping: the server closes us without a pong
                 self.send_raw("3")
+                self.heartbeats += 1
                 parts, compressed = [], False
                 continue
             return message
