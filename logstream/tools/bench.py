@@ -7,260 +7,33 @@ file. Every line is checked on arrival: lost, duplicated, out of order.
 """
 
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from multiprocessing.connection import wait as wait_for_conns
-from urllib.parse import urlsplit
 
 import click
-import psutil
 
-from logstream.support.host import free_port, machine
-from logstream.support.processes import ChildProcess, answers, logstream_command
+from logstream.support.host import machine
 from logstream.support.stats import percentiles as nearest_rank
-from logstream.tools.benchjobs import SEQ_DIGITS, STAMP_DIGITS, line_bodies, stamped_line, worker_main
+from logstream.tools.benchpool import LINE_BYTES, ClientPool, write_at_rate, write_burst
+from logstream.tools.benchreport import format_report, headline
+from logstream.tools.benchtarget import BenchError, Sampler, Target, snapshot
 
-LINE_BYTES = 100
+__all__ = ["BenchError", "format_report", "run_bench"]
+
 SETTLE_SECONDS = 0.2      # lets a seed-style tailer open the file before lines arrive
 STALL_SECONDS = 5.0       # a client that hears nothing this long stops and counts losses
 PING_INTERVAL = 0.02
-SAMPLE_SECONDS = 0.05
-WRITE_CHUNK_LINES = 1000
 
-
-class BenchError(RuntimeError):
-    """The benchmark could not run; the message says why."""
-
-
-# -- servers -----------------------------------------------------------------
-
-
-
-class Target:
-    """A server under test: its url, data directory and process (if known)."""
-
-    def __init__(self, design, url, data_dir, process=None, child=None):
-        self.design = design
-        self.url = url
-        self.data_dir = data_dir
-        self.process = process
-        self._child = child
-
-    @classmethod
-    def start(cls, design, data_dir, timeout=30.0):
-        """Start a server process of the given design and wait until it answers."""
-        port = free_port()
-        if design == "logstream":
-            command = logstream_command("serve", "--port", port, "--data-dir", data_dir)
-        elif design == "seed":
-            command = [sys.executable, "-m", "logstream.tools.baseline_app", "--port", str(port),
-                       "--data-dir", str(data_dir)]
-        else:
-            raise BenchError(f"There is no server design called {design!r}; use logstream or seed.")
-        url = f"http://127.0.0.1:{port}"
-        child = ChildProcess(f"the {design} server", command,
-                             os.path.join(data_dir, f".{design}-server.out"),
-                             ready=lambda: answers(url + "/healthz"))
-        try:
-            child.start(timeout)
-        except (TimeoutError, RuntimeError) as error:
-            raise BenchError(f"The {design} server did not start: {error}\n{child.output()}")
-        return cls(design, url, data_dir, psutil.Process(child.pid), child)
-
-    @classmethod
-    def existing(cls, url, data_dir):
-        """Describe a server someone else started; find its process by its port."""
-        if not data_dir or not os.path.isdir(data_dir):
-            raise BenchError("--url needs --data-dir: the folder that server reads its "
-                             "<deployment>.log files from, so the benchmark can write to it.")
-        target = cls("logstream", url.rstrip("/"), data_dir)
-        if not answers(target.url + "/healthz"):
-            raise BenchError(f"No logstream server answers at {url}/healthz.")
-        port = urlsplit(url).port or 80
-        try:
-            for conn in psutil.net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-                    target.process = psutil.Process(conn.pid)
-        except psutil.AccessDenied:
-            pass  # server CPU and memory will be reported as unknown
-        return target
-
-    def stop(self):
-        """Stop the server if the benchmark started it."""
-        if self._child is not None:
-            self._child.stop(signal.SIGINT, timeout=5)
-
-
-class Sampler:
-    """Sample a process's CPU time, memory and threads while a scenario runs."""
-
-    def __init__(self, process):
-        self.process = process
-        self.rss_peak = self.threads_peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self):
-        with self.process.oneshot():
-            self.rss_peak = max(self.rss_peak, self.process.memory_info().rss)
-            self.threads_peak = max(self.threads_peak, self.process.num_threads())
-
-    def _run(self):
-        while not self._stop.wait(SAMPLE_SECONDS):
-            try:
-                self._sample()
-            except psutil.Error:
-                return
-
-    def __enter__(self):
-        if self.process is not None:
-            times = self.process.cpu_times()
-            self._cpu0, self._t0 = times.user + times.system, time.perf_counter()
-            self._sample()
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.process is None:
-            self.result = None
-            return
-        self._stop.set()
-        self._thread.join()
-        times = self.process.cpu_times()
-        seconds = time.perf_counter() - self._t0
-        self.result = {
-            "cpu_percent": round(100 * (times.user + times.system - self._cpu0) / seconds, 1),
-            "rss_mb_peak": round(self.rss_peak / 2**20, 1),
-            "threads_peak": self.threads_peak,
-        }
-
-
-def snapshot(process):
-    """Return a process's memory and thread count now."""
-    with process.oneshot():
-        return {"rss_mb": round(process.memory_info().rss / 2**20, 1),
-                "threads": process.num_threads()}
-
-
-# -- client processes ----------------------------------------------------------
-
-class ClientPool:
-    """Client processes that take jobs (follow, ping, idle) over pipes."""
-
-    def __init__(self, size):
-        context = multiprocessing.get_context("spawn")
-        self.workers = []
-        for _ in range(size):
-            parent, child = context.Pipe()
-            process = context.Process(target=worker_main, args=(child,), daemon=True)
-            process.start()
-            child.close()
-            self.workers.append((process, parent))
-
-    def start(self, jobs, timeout=30.0):
-        """Give job i to worker i and wait until every client is ready."""
-        conns = []
-        for (_, conn), job in zip(self.workers, jobs):
-            conn.send(job)
-            conns.append(conn)
-        infos = []
-        for conn in conns:
-            if not conn.poll(timeout):
-                raise BenchError(f"A {jobs[0]['kind']} client did not connect in {timeout} s.")
-            kind, info = conn.recv()
-            if kind == "error":
-                raise BenchError(info)
-            infos.append(info)
-        return conns, infos
-
-    def collect(self, conns, timeout, on_progress=None):
-        """Return each worker's result, passing progress reports to on_progress."""
-        results = [None] * len(conns)
-        progress = [0] * len(conns)
-        waiting = dict(enumerate(conns))
-        deadline = time.monotonic() + timeout
-        while waiting:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise BenchError(f"{len(waiting)} client(s) gave no result in {timeout:.0f} s.")
-            for conn in wait_for_conns(list(waiting.values()), timeout=min(left, 0.5)):
-                i = conns.index(conn)
-                kind, value = conn.recv()
-                if kind == "progress":
-                    if on_progress:
-                        on_progress(value - progress[i])
-                    progress[i] = value
-                elif kind == "error":
-                    raise BenchError(value)
-                else:
-                    if on_progress and "received" in value:
-                        on_progress(value["received"] - progress[i])
-                    results[i] = value
-                    del waiting[i]
-        return results
-
-    def close(self):
-        for process, conn in self.workers:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-        for process, conn in self.workers:
-            process.join(2)
-            if process.is_alive():
-                process.terminate()
-                process.join()
-            conn.close()
-
-
-# -- writers -------------------------------------------------------------------
-
-def write_burst(path, count, line_bytes=LINE_BYTES):
-    """Append count stamped lines as fast as possible, a chunk per write."""
-    # Only the stamp is new per chunk, so the writer outruns the server.
-    bodies = line_bodies(line_bytes)
-    kinds = len(bodies)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        for start in range(0, count, WRITE_CHUNK_LINES):
-            stamp = f"{time.time_ns():0{STAMP_DIGITS}d} "
-            chunk = "".join([f"{stamp}{seq:0{SEQ_DIGITS}d} {(seq * 2654435761) & 0xFFFFFFFF:08x} "
-                             f"{bodies[seq % kinds]}\n"
-                             for seq in range(start, min(start + WRITE_CHUNK_LINES, count))])
-            os.write(fd, chunk.encode())
-    finally:
-        os.close(fd)
-
-
-def write_at_rate(path, count, rate, line_bytes=LINE_BYTES):
-    """Append count stamped lines, one write each, rate lines per second."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    started = time.perf_counter()
-    try:
-        for seq in range(count):
-            delay = started + seq / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            os.write(fd, stamped_line(seq, line_bytes).encode())
-    finally:
-        os.close(fd)
-
-
-# -- statistics ----------------------------------------------------------------
 
 def percentiles(values_ns):
     """Return p50/p95/p99 and the max of nanosecond values, in ms (nearest rank)."""
     result = nearest_rank(values_ns)
     return result and {key: round(value / 1e6, 3) for key, value in result.items()}
-
-
 
 
 # -- scenarios -----------------------------------------------------------------
@@ -386,16 +159,6 @@ class Bench:
         return result
 
 
-# -- the whole run ---------------------------------------------------------------
-
-TARGETS = (  # from issue 6: (key, description, threshold, higher is better)
-    ("batch_one_client", "log_batch lines/s to one client", 300_000, True),
-    ("batch_total", "log_batch lines/s in total to ten clients", 400_000, True),
-    ("latency_p50", "latency p50 at 100 lines/s (ms)", 1.0, False),
-    ("latency_p99", "latency p99 at 100 lines/s (ms)", 5.0, False),
-)
-
-
 def _plan(design, clients, burst, line_burst, rate, duration, modes):
     """Return the (name, clients, count, batch, rate) scenarios for one design."""
     plan = []
@@ -411,70 +174,6 @@ def _plan(design, clients, burst, line_burst, rate, duration, modes):
         if clients > 1:
             plan.append((f"burst {label} x{clients}", clients, count, mode == "batch", None))
     return plan
-
-
-def _find(scenarios, design, name_start, clients=None):
-    for s in scenarios:
-        if s["design"] == design and s["name"].startswith(name_start) and (
-                clients is None or s["clients"] == clients):
-            return s
-    return None
-
-
-def _headline(scenarios, clients, rate):
-    """Pick the numbers the issue asks about, ours and the seed's, with ratios."""
-    def get(design, name, key, n=None):
-        s = _find(scenarios, design, name, n)
-        if s is None:
-            return None
-        if key.startswith("latency_"):
-            return (s["latency_ms"] or {}).get(key.split("_", 1)[1])
-        return s[key]
-
-    rows = {
-        "batch_one_client": ("logstream", "burst log_batch", "deliveries_per_s", 1),
-        "batch_total": ("logstream", "burst log_batch", "deliveries_per_s", clients),
-        "lines_one_client": ("logstream", "burst new_log", "deliveries_per_s", 1),
-        "lines_total": ("logstream", "burst new_log", "deliveries_per_s", clients),
-        "latency_p50": ("logstream", "latency", "latency_p50", None),
-        "latency_p99": ("logstream", "latency", "latency_p99", None),
-    }
-    seed_rows = {
-        "one_client": ("seed", "burst new_log", "deliveries_per_s", 1),
-        "total": ("seed", "burst new_log", "deliveries_per_s", clients),
-        "latency_p50": ("seed", "latency", "latency_p50", None),
-        "latency_p99": ("seed", "latency", "latency_p99", None),
-    }
-    ours = {key: get(*spec) for key, spec in rows.items()}
-    seed = {key: get(*spec) for key, spec in seed_rows.items()}
-
-    def ratio(a, b, invert=False):
-        if not a or not b:
-            return None
-        return round(b / a if invert else a / b, 1)
-
-    ratios = {
-        "batch_one_client_vs_seed": ratio(ours["batch_one_client"], seed["one_client"]),
-        "batch_total_vs_seed": ratio(ours["batch_total"], seed["total"]),
-        "lines_one_client_vs_seed": ratio(ours["lines_one_client"], seed["one_client"]),
-        "lines_total_vs_seed": ratio(ours["lines_total"], seed["total"]),
-        "latency_p50_seed_over_ours": ratio(ours["latency_p50"], seed["latency_p50"], True),
-        "latency_p99_seed_over_ours": ratio(ours["latency_p99"], seed["latency_p99"], True),
-    }
-    targets = []
-    for key, text, threshold, higher in TARGETS:
-        value = ours.get(key)
-        comparable = value is not None and (
-            (key == "batch_total" and clients == 10) or key == "batch_one_client"
-            or (key.startswith("latency") and rate == 100))
-        met = None if not comparable else (value >= threshold if higher else value <= threshold)
-        targets.append({"target": text, "threshold": threshold, "value": value, "met": met})
-    ours_scenarios = [s for s in scenarios if s["design"] == "logstream"]
-    clean = all(s["lost"] == s["duplicates"] == s["out_of_order"] == s["malformed"]
-                == s["misnumbered"] == 0 for s in ours_scenarios)
-    targets.append({"target": "nothing lost, duplicated or out of order", "threshold": 0,
-                    "value": None, "met": clean if ours_scenarios else None})
-    return {"logstream": ours, "seed": seed, "ratios": ratios, "targets": targets}
 
 
 def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_000,
@@ -529,68 +228,8 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
             for design in designs:
                 report["idle"][design] = benches[design].idle(idle_clients)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    report["headline"] = _headline(report["scenarios"], clients, rate)
+    report["headline"] = headline(report["scenarios"], clients, rate)
     return report
-
-
-# -- printing ----------------------------------------------------------------------
-
-def _n(value, digits=0):
-    if value is None:
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
-def format_report(report):
-    """Return the report as text tables for a terminal."""
-    m = report["machine"]
-    out = [f"logstream bench: {m['cpus']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-           f"load {m['load_average']}, {report['seconds']} s"
-           f"{', permessage-deflate offered' if report['settings']['deflate'] else ''}", ""]
-    header = ("design", "scenario", "lines", "lines/s total", "min/client", "p50 ms",
-              "p95 ms", "p99 ms", "lost", "dup", "ooo", "srv cpu%", "rss MB", "ping p50/p99 ms")
-    rows = [header]
-    for s in report["scenarios"]:
-        lat = s["latency_ms"] or {}
-        srv = s["server"] or {}
-        ping = s["ping_ms"] or {}
-        rows.append((
-            s["design"], s["name"] + (f" @{s['rate']:g}/s" if s["rate"] else ""),
-            _n(s["lines"]), _n(s["deliveries_per_s"]),
-            _n(min(s["per_client_lines_per_s"]) if s["per_client_lines_per_s"] else None),
-            _n(lat.get("p50"), 2), _n(lat.get("p95"), 2), _n(lat.get("p99"), 2),
-            str(s["lost"]), str(s["duplicates"]), str(s["out_of_order"] + s["malformed"]
-                                                       + s["misnumbered"]),
-            _n(srv.get("cpu_percent")), _n(srv.get("rss_mb_peak"), 1),
-            f"{_n(ping.get('p50'), 2)}/{_n(ping.get('p99'), 2)}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for i, row in enumerate(rows):
-        out.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w)
-                             for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            out.append("  ".join("-" * w for w in widths))
-    if report["idle"]:
-        out.append("")
-    for design, idle in report["idle"].items():
-        before, after = idle.get("before") or {}, idle.get("after") or {}
-        out.append(f"{design}: {idle['clients']} idle clients: RSS {_n(before.get('rss_mb'), 1)}"
-                   f" -> {_n(after.get('rss_mb'), 1)} MB ({_n(idle.get('rss_kb_per_client'), 1)}"
-                   f" KiB each), threads {before.get('threads', '-')} -> "
-                   f"{after.get('threads', '-')} ({_n(idle.get('threads_per_client'), 2)} each), "
-                   f"ping p50/p99 {_n((idle['ping_ms'] or {}).get('p50'), 2)}/"
-                   f"{_n((idle['ping_ms'] or {}).get('p99'), 2)} ms")
-    ratios = report["headline"]["ratios"]
-    if any(v is not None for v in ratios.values()):
-        out.append("\nagainst the seed's design, same run:")
-        for key, value in ratios.items():
-            if value is not None:
-                out.append(f"  {key.replace('_', ' ')}: {value:g}x")
-    out.append("\ntargets (issue 6):")
-    for t in report["headline"]["targets"]:
-        verdict = {True: "met", False: "NOT met", None: "not measured here"}[t["met"]]
-        value = "" if t["value"] is None else f" {_n(t['value'], 2 if t['value'] < 100 else 0)}"
-        out.append(f"  {t['target']} (bar {t['threshold']:,}):{value} - {verdict}")
-    return "\n".join(out)
 
 
 @click.command()
