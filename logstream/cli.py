@@ -25,7 +25,10 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name in LAZY_COMMANDS:
             module, attribute = LAZY_COMMANDS[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
+            try:
+                return getattr(importlib.import_module(module), attribute)
+            except ImportError as error:  # an optional extra is not installed
+                raise click.ClickException(f"`logstream {name}` can't run: {error}")
         return super().get_command(ctx, name)
 
 

@@ -1,6 +1,7 @@
-"""Packaging: environment.yml agrees with pyproject.toml; the wheel carries what the app needs."""
+"""Packaging: environment.yml agrees with pyproject.toml; the wheel carries what the app needs; a plain install serves."""
 
 import configparser
+import os
 import re
 import subprocess
 import sys
@@ -9,6 +10,10 @@ import zipfile
 from pathlib import Path
 
 import yaml
+
+from logstream.clients.logclient import LogClient
+from logstream.support.host import free_port
+from logstream.support.processes import ChildProcess, answers
 
 ROOT = Path(__file__).resolve().parent.parent
 # conda-forge names that differ from PyPI's.
@@ -86,3 +91,50 @@ def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
     assert sections["jupyter_serverproxy_servers"]["logstream"] == \
         "logstream.web.jupyter_proxy:setup_logstream"
     assert sections["console_scripts"]["logstream"] == "logstream.cli:main"
+
+
+def test_a_plain_install_serves_and_streams_without_the_measuring_tools(tmp_path):
+    """`pip install logstream` (no extras) in a fresh venv: serve, stream a line, no tools."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(tmp_path / "dist"), str(ROOT)], check=True)
+    (wheel,) = (tmp_path / "dist").glob("logstream-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    # From the package registry, through pip's cache: the dependencies it declares, no more.
+    install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)],
+                             capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stdout + install.stderr
+    # Neither this checkout nor the shared venv may leak into the fresh one.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    probe = subprocess.run(
+        [str(python), "-c", "import importlib.util, logstream; print(logstream.__file__); "
+         "print(*[m for m in ('psutil', 'tqdm', 'httpx_sse') if importlib.util.find_spec(m)])"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=True)
+    installed_at, extras_found = probe.stdout.splitlines()
+    assert installed_at.startswith(str(venv)), installed_at
+    assert extras_found == "", f"a plain install brought {extras_found}"
+
+    data_dir = tmp_path / "logs"
+    data_dir.mkdir()
+    (data_dir / "app.log").write_text("hello from a lean install\n")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = ChildProcess("logstream serve (lean)", [
+        venv / "bin" / "logstream", "serve", "--port", port, "--data-dir", data_dir],
+        tmp_path / "serve.out", ready=lambda: answers(url + "/healthz"), env=env)
+    try:
+        server.start(timeout=60)
+        with LogClient(url) as client:
+            sub = client.follow("app", since=0)
+            assert sub.wait_for_line(1, timeout=20), server.output()
+            assert sub.drain() == [(1, "hello from a lean install")]
+    finally:
+        server.stop()
+    assert "Traceback" not in server.output()
+
+    bench = subprocess.run([str(venv / "bin" / "logstream"), "bench"], capture_output=True,
+                           text=True, env=env, cwd=tmp_path, timeout=60)
+    assert bench.returncode != 0
+    assert "pip install 'logstream[tools]'" in bench.stderr, bench.stderr

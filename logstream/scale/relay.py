@@ -362,7 +362,10 @@ def check_message_queue(url):
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return (f"{url!r} is not a Redis URL: use redis://HOST:PORT/DB "
                 f"(for example redis://127.0.0.1:6379/0).")
-    import redis
+    try:
+        import redis
+    except ImportError:
+        return "the redis package is not installed: pip install 'logstream[scale]'."
 
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)

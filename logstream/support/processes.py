@@ -31,7 +31,9 @@ class ChildProcess:
     """One child process whose output goes to a file, not to the terminal or notebook.
 
     ``ready()``, when given, says when a started child is ready to use (a
-    server answers, say); start() waits for it.
+    server answers, say); start() waits for it. ``env`` is the child's whole
+    environment; by default it is ours, with this logstream first on
+    PYTHONPATH.
     """
 
     def __init__(self, name, args, log_path, ready=None, env=None):
@@ -48,10 +50,11 @@ class ChildProcess:
 
     def start(self, timeout=30.0):
         """Start it and wait until it is ready; raise, with its output, if it exits first."""
-        env = dict(os.environ if self.env is None else self.env)
-        # The child imports this logstream, even from a source checkout.
-        env["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
+        env = self.env
+        if env is None:
+            # The child imports this logstream, even from a source checkout.
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")])))
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env)
