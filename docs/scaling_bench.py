@@ -14,42 +14,19 @@ import argparse
 import json
 import multiprocessing
 import os
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
 import websocket
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout: use its logstream
 
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("gave up waiting")
-        time.sleep(0.05)
-
-
-def healthy(url):
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+from logstream.scale.topology import Topology, redis_server_path  # noqa: E402
 
 
 def follow(url, deployment_id, last, batch, done):
@@ -90,28 +67,13 @@ def client_process(urls, deployment_id, last, batch, ready, results):
     results.put(done["ends"])
 
 
-def measure(workers, clients, lines, batch, redis_url, tmp):
+def measure(workers, clients, lines, batch, tmp):
     data_dir = Path(tempfile.mkdtemp(dir=tmp))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [subprocess.Popen([sys.executable, "-m", "logstream.cli", "ship", "--data-dir",
-                               str(data_dir), "--message-queue", redis_url,
-                               "--scan-interval", "0.1"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]
-    urls = []
-    for _ in range(workers):
-        port = free_port()
-        urls.append(f"http://127.0.0.1:{port}")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "logstream.cli", "serve", "--data-dir", str(data_dir),
-             "--port", str(port), "--message-queue", redis_url],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    try:
-        for url in urls:
-            wait_for(lambda: healthy(url))
+    with Topology(data_dir, workers=workers) as topology:
+        urls = topology.worker_urls
         path = data_dir / "bench.log"
         path.write_text("")
-        time.sleep(0.5)  # let the shipper find the file
+        time.sleep(1.0)  # let the shipper find the file (it looks every 0.5 s)
         assigned = [urls[i % workers] for i in range(clients)]
         ready, results = multiprocessing.Queue(), multiprocessing.Queue()
         children = [multiprocessing.Process(
@@ -132,11 +94,6 @@ def measure(workers, clients, lines, batch, redis_url, tmp):
         for child in children:
             child.join(10)
         return clients * lines / (max(ends) - started)
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(10)
 
 
 def main():
@@ -147,32 +104,21 @@ def main():
     parser.add_argument("--batch", action="store_true",
                         help="log_batch (one event per read) instead of new_log per line")
     args = parser.parse_args()
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
+    if redis_server_path() is None:
         sys.exit("redis-server is not installed (Debian: apt-get install redis-server).")
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
-        redis = subprocess.Popen([redis_server, "--port", str(port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no", "--dir", tmp],
-                                 stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            url = f"redis://127.0.0.1:{port}/0"
-            print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
-                  f"{args.clients} clients, {args.lines} lines, "
-                  f"{'log_batch' if args.batch else 'new_log'}")
-            rates = {1: [], 2: []}
-            for _ in range(args.runs):
-                # Alternate, so a change in the machine's load hits both alike.
-                for workers in (1, 2):
-                    rate = measure(workers, args.clients, args.lines, args.batch, url, tmp)
-                    rates[workers].append(rate)
-                    print(f"workers={workers} deliveries/s={rate:,.0f}", flush=True)
-            for workers, found in rates.items():
-                print(f"median with {workers} worker(s): {statistics.median(found):,.0f}/s")
-        finally:
-            redis.terminate()
-            redis.wait(10)
+        print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
+              f"{args.clients} clients, {args.lines} lines, "
+              f"{'log_batch' if args.batch else 'new_log'}")
+        rates = {1: [], 2: []}
+        for _ in range(args.runs):
+            # Alternate, so a change in the machine's load hits both alike.
+            for workers in (1, 2):
+                rate = measure(workers, args.clients, args.lines, args.batch, tmp)
+                rates[workers].append(rate)
+                print(f"workers={workers} deliveries/s={rate:,.0f}", flush=True)
+        for workers, found in rates.items():
+            print(f"median with {workers} worker(s): {statistics.median(found):,.0f}/s")
 
 
 if __name__ == "__main__":
