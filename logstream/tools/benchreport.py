@@ -18,7 +18,7 @@ def find_scenario(scenarios, design, name_start, clients=None):
 
 
 def headline(scenarios, clients, rate):
-    """Pick the numbers the issue asks about, ours and the seed's, with ratios."""
+    """Pick the numbers the targets name, ours and the seed's, with ratios."""
     def get(design, name, key, n=None):
         s = find_scenario(scenarios, design, name, n)
         if s is None:
@@ -123,7 +123,7 @@ def format_report(report):
         for key, value in ratios.items():
             if value is not None:
                 out.append(f"  {key.replace('_', ' ')}: {value:g}x")
-    out.append("\ntargets (issue 6):")
+    out.append("\ntargets:")
     for t in report["headline"]["targets"]:
         verdict = {True: "met", False: "NOT met", None: "not measured here"}[t["met"]]
         value = "" if t["value"] is None else f" {_n(t['value'], 2 if t['value'] < 100 else 0)}"
