@@ -104,8 +104,13 @@ def test_wsproto_keeps_the_agreed_deflate_window_on_the_connection():
             "the negotiated PerMessageDeflate is no longer at connection._proto.extensions")
 
 
-def test_every_private_name_listed_is_checked():
-    # Runs after the checks above (pytest keeps file order).
+def test_every_private_name_listed_is_checked(server):
+    for check in (test_engineio_threading_websocket_class_and_its_table,
+                  test_socketio_client_reconnect_task,
+                  test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class,
+                  test_wsproto_keeps_the_agreed_deflate_window_on_the_connection):
+        check()
+    test_engineio_sessions_and_their_send_queues(server)
     listed = {(package, name) for package, names in internals.PRIVATE_NAMES.items()
               for name in names}
     assert listed == CHECKED, f"listed but not checked: {listed - CHECKED}"
