@@ -1,8 +1,15 @@
-"""A worker's relay feed: live lines wait within a byte budget; what it drops is read from disk."""
+"""A worker's relay: its Redis listener, and feeds whose live lines wait within a byte budget."""
 
+import os
+import shutil
 import threading
 
-from logstream.scale.relay import LINE_OVERHEAD, RelayHub
+import pytest
+
+from logstream.scale.relay import (LINE_OVERHEAD, SHIP_CHANNEL, RelayHub, ShipListener,
+                                   ship_message)
+from logstream.support.host import free_port
+from logstream.support.processes import ChildProcess
 
 from conftest import Logs, append, wait_until
 
@@ -61,3 +68,57 @@ def test_a_slow_feed_keeps_at_most_its_byte_budget_and_reads_the_rest_from_disk(
     finally:
         outlet.release.set()
         hub.stop()
+
+
+class Deliveries:
+    """Record what a ShipListener hands on, as a RelayHub would receive it."""
+
+    def __init__(self):
+        self.items = []
+
+    def deliver(self, deployment_id, kind, payload):
+        self.items.append((deployment_id, kind, payload))
+
+
+def test_the_listener_hears_the_shipper_again_after_redis_restarts(tmp_path):
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        message = "redis-server is not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    import redis
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def pings():
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+
+    server = ChildProcess("redis-server", [redis_server, "--port", port, "--bind", "127.0.0.1",
+                                           "--save", "", "--appendonly", "no", "--dir", tmp_path],
+                          tmp_path / "redis.out", ready=pings).start(timeout=20)
+    deliveries = Deliveries()
+    listener = ShipListener(url, deliveries).start()
+    try:
+        client.publish(SHIP_CHANNEL, ship_message("app", "lines", [[1, "one"]]))
+        client.publish(SHIP_CHANNEL, "not the shipper's")
+        wait_until(lambda: deliveries.items, message="the first message")
+        server.kill()
+        server.start(timeout=20)
+
+        def heard():
+            # Published until the listener has resubscribed: earlier ones are lost.
+            client.publish(SHIP_CHANNEL, ship_message("app", "position", 2))
+            return ("app", "position", 2) in deliveries.items
+
+        wait_until(heard, timeout=20, interval=0.2, message="the listener to resubscribe")
+        assert deliveries.items[0] == ("app", "lines", [(1, "one")])
+    finally:
+        listener.stop()
+        client.close()
+        server.stop()

@@ -118,6 +118,9 @@ class Feed:
         self.queued_bytes = 0  # live lines waiting in the queue
         self.dropped = 0  # live lines dropped over budget, read from disk instead
         self._queue = queue.SimpleQueue()
+        # Its own lock: the attach lock is held through history reads, and
+        # the one Redis listener thread must never wait for those.
+        self._bytes_lock = threading.Lock()
         self._attached = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"relay:{deployment_id}",
@@ -145,7 +148,7 @@ class Feed:
         """Queue a message; live lines over the byte budget are dropped (the disk has them)."""
         if kind == "lines":
             size = sum(len(text) for _, text in payload) + LINE_OVERHEAD * len(payload)
-            with self._lock:
+            with self._bytes_lock:
                 if self.queued_bytes + size > self.max_bytes:
                     if not self.dropped:
                         log.warning("relay for %s is %d bytes behind; reading from disk "
@@ -164,7 +167,7 @@ class Feed:
             try:
                 if kind == "lines":
                     size, lines = payload
-                    with self._lock:
+                    with self._bytes_lock:
                         self.queued_bytes -= size
                     self._lines(lines)
                 elif kind == "position":
