@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-from logstream.clients.logclient import LogClient
 from logstream.support.host import free_port
 from logstream.support.processes import ChildProcess, answers
 
@@ -126,10 +125,16 @@ def test_a_plain_install_serves_and_streams_without_the_measuring_tools(tmp_path
         tmp_path / "serve.out", ready=lambda: answers(url + "/healthz"), env=env)
     try:
         server.start(timeout=60)
-        with LogClient(url) as client:
-            sub = client.follow("app", since=0)
-            assert sub.wait_for_line(1, timeout=20), server.output()
-            assert sub.drain() == [(1, "hello from a lean install")]
+        # The Python client, as installed in the fresh venv.
+        follow = ("from logstream import LogClient\n"
+                  f"with LogClient({url!r}) as client:\n"
+                  "    sub = client.follow('app', since=0)\n"
+                  "    assert sub.wait_for_line(1, timeout=20), 'no line within 20 s'\n"
+                  "    print(sub.drain())\n")
+        streamed = subprocess.run([str(python), "-c", follow], capture_output=True, text=True,
+                                  env=env, cwd=tmp_path, timeout=60)
+        assert streamed.returncode == 0, streamed.stderr + server.output()
+        assert streamed.stdout.strip() == "[(1, 'hello from a lean install')]"
     finally:
         server.stop()
     assert "Traceback" not in server.output()
