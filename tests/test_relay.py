@@ -9,7 +9,7 @@ import pytest
 from logstream.scale.relay import (LINE_OVERHEAD, SHIP_CHANNEL, RelayHub, ShipListener,
                                    ship_message)
 from logstream.support.host import free_port
-from logstream.support.processes import ChildProcess
+from logstream.scale.topology import redis_process
 
 from conftest import Logs, append, wait_until
 
@@ -81,27 +81,16 @@ class Deliveries:
 
 
 def test_the_listener_hears_the_shipper_again_after_redis_restarts(tmp_path):
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
+    if shutil.which("redis-server") is None:
         message = "redis-server is not installed (Debian: apt-get install redis-server)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     import redis
 
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+    server = redis_process(free_port(), tmp_path).start(timeout=20)
+    url = server.url
     client = redis.Redis.from_url(url)
-
-    def pings():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    server = ChildProcess("redis-server", [redis_server, "--port", port, "--bind", "127.0.0.1",
-                                           "--save", "", "--appendonly", "no", "--dir", tmp_path],
-                          tmp_path / "redis.out", ready=pings).start(timeout=20)
     deliveries = Deliveries()
     listener = ShipListener(url, deliveries).start()
     try:

@@ -15,6 +15,7 @@ import websocket
 
 from logstream.clients.logclient import LogClient
 from logstream.support.host import free_port
+from logstream.scale.topology import redis_process
 from logstream.support.processes import ChildProcess, answers, logstream_command
 
 from conftest import Logs, append, wait_until
@@ -32,27 +33,11 @@ def redis_url(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    import redis
-
-    port = free_port()
-    scratch = tmp_path_factory.mktemp("redis")
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def pings():
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    server = ChildProcess("redis-server", [
-        REDIS_SERVER, "--port", port, "--bind", "127.0.0.1", "--save", "",
-        "--appendonly", "no", "--dir", scratch], scratch / "redis.out", ready=pings)
+    server = redis_process(free_port(), tmp_path_factory.mktemp("redis"))
     try:
         server.start(timeout=20)
-        yield url
+        yield server.url
     finally:
-        client.close()
         server.stop()
 
 

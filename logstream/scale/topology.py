@@ -6,12 +6,36 @@ from pathlib import Path
 
 from logstream.support.host import free_port
 from logstream.support.processes import ChildProcess, answers, logstream_command
-from logstream.support.waiting import wait_until
 
 
 def redis_server_path():
     """Return the path of redis-server, or None when it is not installed."""
     return shutil.which("redis-server")
+
+
+def redis_process(port, scratch):
+    """Return a throwaway redis-server on port (nothing saved), ready once it answers a ping.
+
+    Its ``url`` is the ``redis://`` URL of database 0.
+    """
+    import redis
+
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def pings():
+        client = redis.Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            return client.ping()
+        except redis.ConnectionError:
+            return False
+        finally:
+            client.close()
+
+    child = ChildProcess("redis-server", [
+        redis_server_path(), "--port", port, "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", scratch], Path(scratch) / "redis.out", ready=pings)
+    child.url = url
+    return child
 
 
 class Topology:
@@ -26,12 +50,9 @@ class Topology:
                                "redis-server), so the scale-out topology can't start.")
         self.data_dir = Path(data_dir)
         self._scratch = tempfile.TemporaryDirectory(prefix="logstream-topology-")
-        port = free_port()
-        self.redis_url = f"redis://127.0.0.1:{port}/0"
         scratch = Path(self._scratch.name)
-        self.redis = ChildProcess("redis", [redis_server_path(), "--port", port, "--bind",
-                                            "127.0.0.1", "--save", "", "--appendonly", "no",
-                                            "--dir", scratch], scratch / "redis.out")
+        self.redis = redis_process(free_port(), scratch)
+        self.redis_url = self.redis.url
         self.workers = []
         for n in range(workers):
             worker_port = free_port()
@@ -53,14 +74,7 @@ class Topology:
 
     def start(self):
         """Start redis-server, then the workers and the shipper; wait until they answer."""
-        import redis
-
-        self.redis.start()
-        client = redis.Redis.from_url(self.redis_url)
-        try:
-            wait_until(lambda: self._pings(client), 20, what="redis-server to answer")
-        finally:
-            client.close()
+        self.redis.start(timeout=20)
         for worker in self.workers:
             self.start_worker(worker)
         self.shipper.start()
@@ -69,15 +83,6 @@ class Topology:
     def start_worker(self, worker):
         """Start (or restart) one worker and wait until it serves."""
         worker.start()
-
-    @staticmethod
-    def _pings(client):
-        import redis
-
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
 
     def stop(self):
         """Stop every process and remove the scratch folder."""
