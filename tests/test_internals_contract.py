@@ -49,10 +49,15 @@ def test_engineio_sessions_and_their_send_queues(server):
     with LogClient(server.url) as client:
         sio_server = server.socketio.server
         eio = sio_server.eio
-        require(isinstance(getattr(eio, "sockets", None), dict) and len(eio.sockets) == 1,
+        sid = client.sio.get_sid("/")
+        eio_sid = getattr(sio_server.manager, "eio_sid_from_sid", lambda *_: None)(sid, "/")
+        require(isinstance(eio_sid, str), "python-socketio",
+                "socketio.base_manager.BaseManager.eio_sid_from_sid",
+                "it no longer maps a Socket.IO sid to its Engine.IO session id")
+        require(isinstance(getattr(eio, "sockets", None), dict) and eio_sid in eio.sockets,
                 "python-engineio", "engineio.Server.sockets",
                 "it is no longer a dict of the open sessions by sid")
-        (session,) = eio.sockets.values()
+        session = eio.sockets[eio_sid]
         queue = getattr(session, "queue", None)
         require(all(hasattr(queue, attr) for attr in ("qsize", "all_tasks_done",
                                                       "unfinished_tasks"))
@@ -60,12 +65,7 @@ def test_engineio_sessions_and_their_send_queues(server):
                 "python-engineio", "engineio.socket.Socket.queue",
                 "a session's queue is no longer a queue.Queue (qsize, all_tasks_done, "
                 "unfinished_tasks) or a session has no 'closed'")
-        require(hasattr(sio_server.manager, "eio_sid_from_sid")
-                and sio_server.manager.eio_sid_from_sid(client.sio.get_sid("/"), "/")
-                in eio.sockets,
-                "python-socketio", "socketio.base_manager.BaseManager.eio_sid_from_sid",
-                "it no longer maps a Socket.IO sid to its Engine.IO session")
-        assert internals.queued_packets(sio_server, client.sio.get_sid("/")) >= 0
+        assert internals.queued_packets(sio_server, sid) >= 0
 
 
 def test_socketio_client_reconnect_task():

@@ -3,13 +3,13 @@
 They start servers in child processes, drive lean clients and report numbers.
 They may import every other layer; nothing but the CLI imports them, and
 ``logstream serve`` never loads them. Their dependencies (psutil, tqdm,
-httpx, httpx-sse) come with the ``tools`` extra; without it, importing any
-tool raises an ImportError that says so.
+httpx-sse) come with the ``tools`` extra; without it, importing any tool
+raises an ImportError that says so.
 """
 
 import importlib.util
 
-EXTRA_MODULES = ("psutil", "tqdm", "httpx", "httpx_sse")
+EXTRA_MODULES = ("psutil", "tqdm", "httpx_sse")
 
 _missing = [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]
 if _missing:
