@@ -20,8 +20,8 @@ _PUBLIC = {
     "create_app": "logstream.web.app",
     "start_server": "logstream.web.server",
     "LogClient": "logstream.clients.logclient",
-    "LogPane": "logstream.clients.widgets",
-    "Dashboard": "logstream.clients.widgets",
+    "LogPane": "logstream.clients.pane",
+    "Dashboard": "logstream.clients.dashboard",
 }
 
 __all__ = ["__version__", *_PUBLIC]

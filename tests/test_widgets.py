@@ -1,9 +1,11 @@
 """LogPane and Dashboard against a real server, in a kernel-less Python process.
 
-Widgets work without a frontend: trait assignments just have no one to
-send them to, so everything a pane shows can be read back and checked.
+Widgets work without a front end: their messages just have no one to go to.
+Each pane's messages are also handed to a stand-in for pane.js (panefront),
+so what a page would show can be read back and checked.
 """
 
+import json
 import random
 import threading
 import time
@@ -14,6 +16,34 @@ from conftest import append, wait_until
 from logstream.web.server import start_server
 from logstream.core.simulator import lifecycle
 from logstream.clients.widgets import PHASES, Dashboard, LogPane, describe_line, format_duration
+from panefront import FrontEnd
+
+FRONT_ENDS = {}
+
+
+@pytest.fixture(autouse=True)
+def front_ends(monkeypatch):
+    """Hand every message a pane sends to its own FrontEnd too."""
+    FRONT_ENDS.clear()
+    send = LogPane.send
+
+    def recording_send(self, content, buffers=None):
+        FRONT_ENDS.setdefault(self, FrontEnd()).receive(content)
+        send(self, content, buffers)
+
+    monkeypatch.setattr(LogPane, "send", recording_send)
+    yield FRONT_ENDS
+    FRONT_ENDS.clear()
+
+
+def front(pane):
+    """Return the stand-in page of pane."""
+    return FRONT_ENDS.setdefault(pane, FrontEnd())
+
+
+def press(pane, name):
+    """Press a pane's button as its front end does: with a message to the kernel."""
+    pane._on_front_end_message(pane, {"type": "action", "name": name}, [])
 
 
 @pytest.fixture
@@ -36,8 +66,13 @@ def numbers(pane):
 
 
 def shown(pane, text):
-    """Return True once text is in the rendered log (not just in the buffer)."""
-    return text in pane.log_view.value
+    """Return True once text is on the pane's page (not just in the kernel's buffer)."""
+    return text in front(pane).texts()
+
+
+def header(pane, key):
+    """Return what the pane's page shows in its header under key."""
+    return front(pane).header.get(key, "")
 
 
 def test_lines_arrive_in_order_and_are_counted(logs, pane):
@@ -49,9 +84,9 @@ def test_lines_arrive_in_order_and_are_counted(logs, pane):
     wait_until(lambda: p.count == 130, message="the live lines")
     assert numbers(p) == list(range(1, 131))
     assert p.lines[-1] == (130, "live 130")
-    wait_until(lambda: shown(p, "live 130") and p.count_label.value == "130 lines")
-    assert p.status == "connected"
-    assert p.light.value.count("connected") == 2  # tooltip and text
+    wait_until(lambda: shown(p, "live 130") and header(p, "count") == "130 lines")
+    assert p.status == "connected" and header(p, "status") == "connected"
+    assert front(p).numbers() == list(range(1, 131))
 
 
 def test_default_history_is_the_last_50_lines(logs, pane):
@@ -67,8 +102,8 @@ def test_ping_shows_the_round_trip_time(logs, pane):
     assert p.rtt_ms is None
     rtt = p.ping()
     assert rtt > 0 and p.rtt_ms == rtt
-    wait_until(lambda: p.rtt_label.value == f"RTT {rtt:.1f} ms", message="the RTT label")
-    p.ping_button.click()
+    wait_until(lambda: header(p, "rtt") == f"RTT {rtt:.1f} ms", message="the RTT on the page")
+    press(p, "ping")
     wait_until(lambda: p.rtt_ms != rtt, message="a second ping")
     assert p.rtt_ms > 0
 
@@ -78,17 +113,19 @@ def test_ping_while_disconnected_says_what_to_do(logs, pane):
     p = pane(deployment_id, connect=False)
     with pytest.raises(ConnectionError, match="press Connect before Ping"):
         p.ping()
-    p.ping_button.click()  # a button never raises into the kernel: it shows the problem
-    wait_until(lambda: "press Connect" in p.note_label.value)
+    press(p, "ping")  # a button never raises into the kernel: it shows the problem
+    wait_until(lambda: "press Connect" in header(p, "note"))
+    with pytest.raises(ValueError, match="has no 'reboot' button"):
+        p.click("reboot")
 
 
 def test_clear_empties_the_view_and_count_and_lines_are_not_sent_again(logs, pane):
     deployment_id, path = logs.make(10)
     p = pane(deployment_id, since=0)
     wait_until(lambda: p.count == 10 and shown(p, "line 10"))
-    p.clear_button.click()
+    press(p, "clear")
     assert (p.count, p.lines) == (0, [])
-    wait_until(lambda: p.count_label.value == "0 lines" and not shown(p, "line 10"))
+    wait_until(lambda: header(p, "count") == "0 lines" and not shown(p, "line 10"))
     append(path, "after clear\n")
     wait_until(lambda: p.count == 1)
     assert p.lines == [(11, "after clear")]
@@ -98,24 +135,29 @@ def test_disconnect_then_connect_resumes_without_gap_or_duplicate(logs, pane):
     deployment_id, path = logs.make(5)
     p = pane(deployment_id, since=0)
     wait_until(lambda: p.count == 5)
-    p.disconnect_button.click()
+    press(p, "disconnect")
     assert p.status == "disconnected"
-    wait_until(lambda: "disconnected" in p.light.value and p.connect_button.disabled is False)
+    wait_until(lambda: header(p, "status") == "disconnected")
     append(path, "written while away 6\nwritten while away 7\n")
     time.sleep(0.3)  # give a wrongly still-open subscription time to deliver
     assert p.count == 5
-    p.connect_button.click()
+    press(p, "connect")
     assert p.status == "connected"
     wait_until(lambda: p.count == 7, message="the lines written while away")
     assert numbers(p) == [1, 2, 3, 4, 5, 6, 7]
     assert p.lines[-1] == (7, "written while away 7")
 
 
-def test_a_burst_of_10000_lines_stays_bounded_and_renders_are_throttled(logs, pane):
+def payload_bytes(message):
+    return len(json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def test_a_burst_of_10000_lines_sends_each_line_once_in_throttled_updates(logs, pane):
     deployment_id, path = logs.make(0)
     p = pane(deployment_id)
-    wait_until(lambda: p.status == "connected" and p.renders > 0)
-    before = p.renders
+    wait_until(lambda: header(p, "status") == "connected")
+    page = front(p)
+    before, bytes_before, seen_before = p.renders, p.bytes_sent, len(page.messages)
     started = time.monotonic()
     append(path, "".join(f"burst {i}\n" for i in range(1, 10_001)))
     wait_until(lambda: p.count == 10_000 and shown(p, "burst 10000"), timeout=30)
@@ -123,10 +165,44 @@ def test_a_burst_of_10000_lines_stays_bounded_and_renders_are_throttled(logs, pa
     renders = p.renders - before
     assert len(p.lines) == p.maxlen == 500
     assert numbers(p) == list(range(9501, 10_001))
-    assert p.log_view.value.count("\n") == 499  # 500 rows on screen, no more
-    assert not shown(p, "burst 9500\n")
-    # At most one render per 0.1 s, however many lines came in meanwhile.
+    # The page keeps the newest 5,000 rows, in order.
+    assert page.numbers() == list(range(5001, 10_001))
+    # Each update carries only lines never sent before (lines the page would
+    # drop at once may never be sent at all).
+    sent = [item[0] for update in page.updates() for item in update.get("lines", [])]
+    assert sent == sorted(set(sent)), "a line was sent twice, or out of order"
+    # At most one update per 0.1 s, however many lines came in meanwhile.
     assert 1 <= renders <= 10 * elapsed + 2, (renders, elapsed)
+    # The bytes counted are those of the messages sent, and those are about
+    # the lines themselves: nothing is sent again, no markup is added.
+    burst = page.messages[seen_before:]
+    counted = p.bytes_sent - bytes_before
+    assert counted == sum(payload_bytes(m) for m in burst)
+    each_line_once = sum(payload_bytes([10_000 + i, i, f"burst {i}"]) + 1 for i in range(1, 10_001))
+    assert counted < each_line_once + 200 * len(burst), (counted, each_line_once)
+
+
+def test_a_page_that_loads_late_gets_the_kept_lines_once(logs, pane):
+    deployment_id, path = logs.make(30)
+    p = pane(deployment_id, since=0, maxlen=20)
+    wait_until(lambda: shown(p, "line 30"))
+    late = FrontEnd()  # a page opened now: it missed every update so far
+    FRONT_ENDS[p] = late
+    p._on_front_end_message(p, {"type": "hello", "since": 0}, [])
+    (backlog,) = late.messages
+    assert backlog["type"] == "backlog" and backlog["header"]["count"] == "30 lines"
+    assert late.numbers() == list(range(11, 31))  # the lines the kernel keeps
+    assert sum(n for _, n in backlog["rates"]) == 30
+    append(path, "line 31\n")
+    wait_until(lambda: late.numbers()[-1:] == [31])
+    # A second hello (another tab) repeats the backlog; this page keeps each row once.
+    p._on_front_end_message(p, {"type": "hello", "since": 0}, [])
+    wait_until(lambda: len(late.messages) >= 3)
+    assert late.numbers() == list(range(11, 32))
+    p.clear()
+    wait_until(lambda: late.numbers() == [])
+    append(path, "line 32\n")
+    wait_until(lambda: late.numbers() == [32])
 
 
 def test_the_render_rate_follows_max_renders_per_second(server, logs, pane):
@@ -155,16 +231,25 @@ def test_the_render_rate_follows_max_renders_per_second(server, logs, pane):
     assert renders <= 4 * elapsed + 2, (renders, elapsed)
 
 
-def test_log_text_is_shown_as_text_not_html(logs, pane):
+def test_log_text_is_sent_as_text(logs, pane):
+    # The page inserts it with textContent (tests/test_jupyterlab.py checks
+    # that no <img> appears); here: it arrives exactly as written.
     deployment_id, _ = logs.make(0)
-    logs.data_dir.joinpath(f"{deployment_id}.log").write_text(
-        '<img src=x onerror="alert(1)"> & <b>bold</b>\n')
+    hostile = '<img src=x onerror="alert(1)"> & <b>bold</b>'
+    logs.data_dir.joinpath(f"{deployment_id}.log").write_text(hostile + "\n")
     p = pane(deployment_id)
-    wait_until(lambda: shown(p, "&amp;"))
-    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" \
-        in p.log_view.value
-    assert "<img" not in p.log_view.value and "<b>" not in p.log_view.value
-    assert p.lines == [(1, '<img src=x onerror="alert(1)"> & <b>bold</b>')]
+    wait_until(lambda: shown(p, hostile))
+    assert p.lines == [(1, hostile)]
+
+
+def test_a_front_end_without_widgets_shows_a_sentence(logs, pane):
+    deployment_id, _ = logs.make(3)
+    p = pane(deployment_id, since=0)
+    p.wait_for(3)
+    data, _ = p._repr_mimebundle_()
+    assert data["text/plain"] == (f"LogPane {deployment_id}: connected, 3 lines, RTT — "
+                                  "(a live widget: JupyterLab 4 or Notebook 7 shows it)")
+    assert "application/vnd.jupyter.widget-view+json" in data
 
 
 def test_two_panes_show_only_their_own_deployment(logs, pane):
@@ -212,14 +297,14 @@ def test_a_pane_reconnects_by_itself_when_the_server_comes_back(tmp_path):
         wait_until(lambda: p.count == 1)
         first.stop()
         wait_until(lambda: p.status == "reconnecting", message="the pane to notice")
-        wait_until(lambda: "reconnecting" in p.light.value)
+        wait_until(lambda: header(p, "status") == "reconnecting")
         append(tmp_path / "app.log", "while down 2\n")
         with start_server(data_dir=tmp_path, port=port):
             wait_until(lambda: p.status == "connected", timeout=15, message="the reconnection")
             append(tmp_path / "app.log", "after 3\n")
             wait_until(lambda: p.count == 3)
             assert p.lines == [(1, "before 1"), (2, "while down 2"), (3, "after 3")]
-            wait_until(lambda: "connected for" in p.duration_label.value)
+            wait_until(lambda: header(p, "duration").startswith("connected for"))
     finally:
         p.close()
         first.stop()

@@ -1,8 +1,10 @@
 """Python clients of a logstream server.
 
 ``logclient.LogClient`` follows deployments over python-socketio, in order,
-resuming after reconnects; ``widgets`` builds the notebook panes on it;
-``rawsocket`` speaks Socket.IO by hand over a bare WebSocket, to show the
-frames. They may import ``logstream.core`` (ids, line formats) and
-``logstream.support``; they talk to ``logstream.web`` only over the network.
+resuming after reconnects; ``pane.LogPane`` is the notebook log pane built on
+it (with its front end, ``pane.js`` and ``pane.css``), ``dashboard.Dashboard``
+puts several side by side, and ``widgets`` gathers both; ``rawsocket`` speaks
+Socket.IO by hand over a bare WebSocket, to show the frames. They may import
+``logstream.core`` (ids, line formats) and ``logstream.support``; they talk to
+``logstream.web`` only over the network.
 """
