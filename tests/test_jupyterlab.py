@@ -1,25 +1,18 @@
-"""Run lesson 06 in a real JupyterLab in headless Chromium and watch its log pane live."""
+"""Run lessons in a real JupyterLab 4 and Notebook 7 in headless Chromium, and use their panes.
 
-import os
+Lesson 06 runs once, up to its clean-up cell; the tests below then use its
+panes as a reader would (they run in file order; the clean-up is last).
+"""
+
 import re
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
-from logstream.support.host import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-LESSON = ROOT / "notebooks" / "06-live-log-panes.ipynb"
-CHROMIUM = os.environ.get("LOGSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-TOKEN = "logstream-test-token"
+from jupyterui import (NEWEST_ROW, ROOT, TOKEN, chromium, jupyter, menu, newest_row_visible,
+                       wait_for_output)
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+SCREENSHOT = ROOT / "docs" / "screenshots" / "pane.png"
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 # Record every text the panes' line counters show, as the page changes.
 WATCH_COUNTS = """() => {
@@ -31,132 +24,159 @@ WATCH_COUNTS = """() => {
 }"""
 
 
-def require(condition, reason):
-    """Skip when condition is false, except on CI, where it must hold."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this test may not be skipped.")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A real JupyterLab server on a copy of lesson 06; yields its base URL."""
-    require(shutil.which("jupyter", path=os.path.dirname(sys.executable)) or
-            _importable("jupyterlab"), "JupyterLab is not installed")
-    home = tmp_path_factory.mktemp("lab")
-    # A copy, so JupyterLab's autosave can never write outputs into the repo.
-    root = home / "notebooks"
-    root.mkdir()
-    shutil.copy(LESSON, root)
-    port = free_port()
-    env = dict(os.environ,
-               # The kernel runs in the copy's folder: import this checkout.
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-               JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-               IPYTHONDIR=str(home / "ipython"))
-    log = open(home / "lab.log", "w")
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
-               "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-               f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-               # The network is closed: no news, no update check, no PyPI.
-               "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--allow-root")  # containers and CI runners often are root
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=home)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/api/status", params={"token": TOKEN}).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("JupyterLab did not start:\n" + (home / "lab.log").read_text()[-3000:])
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _importable(name):
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
-
-
 @pytest.fixture(scope="module")
 def browser():
-    """Debian's headless Chromium, driven by Playwright."""
-    require(_importable("playwright"), "Playwright for Python is not installed")
-    require(os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
-def test_lesson_06_shows_a_live_log_pane_in_jupyterlab(lab, browser, tmp_path):
+@pytest.fixture(scope="module")
+def lesson06(browser, tmp_path_factory):
+    """Lesson 06 in JupyterLab, run up to its clean-up cell; yields the page."""
+    home = tmp_path_factory.mktemp("lab")
+    with jupyter("lab", home, ["06-live-log-panes.ipynb"]) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/lab/tree/06-live-log-panes.ipynb?token={TOKEN}")
+        # The status bar says Idle only once the kernel is up and connected;
+        # running cells before that runs nothing.
+        page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")) \
+            .wait_for(timeout=60_000)
+        page.evaluate(WATCH_COUNTS)
+        select_cell(page, clean_up_cell(page))
+        menu(page, "Run", "Run All Above Selected Cell")
+        # The exercise's check prints "Correct." only if every cell before it passed.
+        wait_for_output(page, "Correct.", 120, home)
+        yield page
+        page.close()
+
+
+def clean_up_cell(page):
+    return page.locator(".jp-CodeCell", has_text="server.stop()").last
+
+
+def select_cell(page, cell):
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputPrompt").click()
+
+
+def panes(page):
+    return page.locator(".logstream-pane")
+
+
+def test_every_pane_shows_its_newest_line_on_screen(lesson06):
+    # The app pane, the burst pane and the dashboard's two.
+    assert panes(lesson06).count() == 4
+    newest = [newest_row_visible(panes(lesson06).nth(i)) for i in range(4)]
+    assert newest[1]["line"] == 10_000 and newest[1]["rows"] == 5000, newest[1]
+    assert all(row["following"] for row in newest), newest
+    # The counters changed while the cells ran: updates streamed into the page.
+    seen = lesson06.evaluate("() => [...window.seenCounts]")
+    assert len(seen) >= 3, seen
+    progress = lesson06.locator(".logstream-progress")
+    progress.scroll_into_view_if_needed()
+    assert progress.is_visible()
+
+
+def test_scrolling_up_stops_following_and_counts_new_lines(lesson06):
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.set_default_timeout(60_000)
-    page.goto(f"{lab}/lab/tree/{LESSON.name}?token={TOKEN}")
-    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook")
-    expect(notebook).to_be_visible(timeout=60_000)
-    # The status bar says Idle only once the kernel is up and connected;
-    # Run All before that runs nothing.
-    expect(page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle"))) \
-        .to_be_visible(timeout=60_000)
-    page.evaluate(WATCH_COUNTS)
+    app = panes(lesson06).first   # the application writes 50 lines a second into it
+    newest_row_visible(app)
+    box = app.locator(".logstream-log")
+    box.hover()
+    lesson06.mouse.wheel(0, -3000)
+    button = app.locator(".logstream-new-lines")
+    expect(button).to_have_text(re.compile(r"^\d[\d,]* new lines? ↓$"))
+    # New lines keep arriving, and the reader stays where they scrolled to.
+    first = int(button.text_content().split()[0].replace(",", ""))
+    expect(button).not_to_have_text(f"{first:,} new line{'s' if first != 1 else ''} ↓")
+    seen = app.evaluate(NEWEST_ROW)
+    assert not seen["inBox"] and not seen["following"], seen
+    button.click()
+    expect(button).to_be_hidden()
+    assert newest_row_visible(app)["following"]
 
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    expect(page.locator(".jp-CodeCell .jp-InputPrompt").first) \
-        .to_have_text(re.compile(r"\[(\*|\d+)\]"), timeout=30_000)
 
-    # The exercise's check prints "Correct." only if every cell before it passed.
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-    correct = page.locator(".jp-OutputArea-output", has_text="Correct.")
-    deadline = time.monotonic() + 100
-    while not correct.count():
-        assert not errors.count(), f"a cell failed:\n{errors.first.inner_text()[-2000:]}"
-        if time.monotonic() > deadline:
-            page.screenshot(path=str(tmp_path / "unfinished.png"), full_page=True)
-            pytest.fail(f"the lesson did not finish in 100 s; see {tmp_path / 'unfinished.png'}")
-        page.wait_for_timeout(250)
+def test_the_filter_hides_rows_that_do_not_match(lesson06):
+    from playwright.sync_api import expect
 
-    pane = page.locator(".logstream-pane").first
-    # JupyterLab skips rendering cells out of view: bring the first pane in.
-    pane.scroll_into_view_if_needed()
-    expect(pane).to_be_visible()
-    text = pane.locator(".logstream-log").text_content()
-    numbers = [int(n) for n in re.findall(r"^\s*(\d+)\s+app line \1$", text, re.MULTILINE)]
-    assert len(numbers) >= 30, repr(text[:600])
-    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), "in order, no gap"
-    expect(pane.locator(".logstream-rtt")).to_have_text(re.compile(r"^RTT \d+\.\d ms$"))
-    # Every pane, the dashboard's too, is on the page, with the progress bar.
-    assert page.locator(".logstream-pane").count() >= 4
-    progress = page.locator(".logstream-progress")
-    progress.scroll_into_view_if_needed()
-    expect(progress).to_be_visible()
-    # The counters changed while the cells ran: updates streamed into the page.
-    seen = page.evaluate("() => [...window.seenCounts]")
-    assert len(seen) >= 3, seen
-    page.close()
+    burst = panes(lesson06).nth(1)   # lines 5001 to 10,000 of "burst line N"
+    burst.scroll_into_view_if_needed()
+    info = burst.locator(".logstream-filter-info")
+    shown = burst.locator(".logstream-row:not([hidden])")
+    burst.locator(".logstream-filter").fill("burst line 99")
+    expect(info).to_have_text("100 of 5000 lines match")
+    assert shown.count() == 100
+    assert all(t.startswith("burst line 99") for t in shown.all_text_contents())
+    burst.locator(".logstream-filter").fill("/7$/")
+    expect(info).to_have_text("500 of 5000 lines match")
+    assert all(t.endswith("7") for t in shown.all_text_contents())
+    assert newest_row_visible(burst)["line"] == 9997
+    burst.locator(".logstream-filter").fill("/(/")
+    expect(info).to_contain_text("Not a valid regex")
+    expect(burst.locator(".logstream-filter")).to_have_class(re.compile(r"\binvalid\b"))
+    burst.locator(".logstream-filter").fill("")
+    expect(info).to_have_text("")
+    assert shown.count() == 5000
+
+
+def test_ping_shows_the_round_trip_time(lesson06):
+    from playwright.sync_api import expect
+
+    burst = panes(lesson06).nth(1)
+    rtt = burst.locator(".logstream-rtt")
+    expect(rtt).to_have_text("RTT —")   # the lesson pinged only the first pane
+    burst.locator(".logstream-ping").click()
+    expect(rtt).to_have_text(re.compile(r"^RTT \d+\.\d ms$"))
+
+
+def test_log_text_is_shown_as_text(lesson06):
+    from playwright.sync_api import expect
+
+    # A line of markup written into app.log, from a cell added to the lesson.
+    select_cell(lesson06, lesson06.locator(".jp-CodeCell", has_text="Correct.").last)
+    lesson06.keyboard.press("Escape")
+    lesson06.keyboard.press("b")
+    lesson06.keyboard.press("Enter")
+    lesson06.keyboard.type("append(Path(workdir.name) / 'app.log', "
+                           "'<img src=x onerror=\"window.pwned = 1\"> & <b>bold</b>\\n')")
+    lesson06.keyboard.press("Shift+Enter")
+    app = panes(lesson06).first
+    app.scroll_into_view_if_needed()
+    row = app.locator(".logstream-row", has_text='<img src=x onerror="window.pwned = 1"> & <b>')
+    expect(row).to_have_count(1)
+    assert row.text_content() == '<img src=x onerror="window.pwned = 1"> & <b>bold</b>'
+    assert row.locator("img, b").count() == 0
+    assert lesson06.evaluate("() => window.pwned") is None
+
+
+def test_screenshot_of_a_pane_in_jupyterlab(lesson06, request, tmp_path):
+    pane = panes(lesson06).nth(3)   # a simulated deployment, in the dashboard
+    newest_row_visible(pane)
+    pane.locator(".logstream-ping").click()
+    from playwright.sync_api import expect
+    expect(pane.locator(".logstream-rtt")).to_have_text(re.compile(r"ms$"))
+    # Only `make screenshots` (pytest -k screenshot) replaces the committed
+    # picture, so an ordinary test run never dirties the working tree.
+    target = SCREENSHOT if "screenshot" in (request.config.option.keyword or "") \
+        else tmp_path / "pane.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pane.screenshot(path=target)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_after_the_clean_up_the_panes_stay_on_the_page(lesson06):
+    from playwright.sync_api import expect
+
+    cell = clean_up_cell(lesson06)
+    select_cell(lesson06, cell)
+    lesson06.keyboard.press("Shift+Enter")
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"))
+    assert panes(lesson06).count() == 4
+    for i in range(4):
+        pane = panes(lesson06).nth(i)
+        pane.scroll_into_view_if_needed()
+        expect(pane.locator(".logstream-status-text")).to_have_text("disconnected")
+        expect(pane.locator(".logstream-connect")).to_be_enabled()
+        assert newest_row_visible(pane)["rows"] > 0
