@@ -113,6 +113,20 @@ def menu(page, top, item):
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
+def run(page, item):
+    """Choose item from the Run menu, again if the kernel was not ready to queue anything."""
+    queued = page.locator(".jp-CodeCell .jp-InputPrompt", has_text=re.compile(r"\[(\*|\d+)\]"))
+    for _ in range(3):
+        menu(page, "Run", item)
+        # A queued cell shows [*] at once; a kernel still connecting takes nothing.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if queued.count():
+                return
+            page.wait_for_timeout(250)
+    pytest.fail(f"Run > {item} ran no cell three times over")
+
+
 def wait_for_output(page, text, seconds, tmp_path):
     """Wait until a cell prints text; fail with the first error or a screenshot."""
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")

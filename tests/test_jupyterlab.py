@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from jupyterui import (NEWEST_ROW, ROOT, TOKEN, chromium, jupyter, menu, newest_row_visible,
+from jupyterui import (NEWEST_ROW, ROOT, TOKEN, chromium, jupyter, newest_row_visible, run,
                        wait_for_output)
 
 SCREENSHOT = ROOT / "docs" / "screenshots" / "pane.png"
@@ -44,7 +44,7 @@ def lesson06(browser, tmp_path_factory):
             .wait_for(timeout=60_000)
         page.evaluate(WATCH_COUNTS)
         select_cell(page, clean_up_cell(page))
-        menu(page, "Run", "Run All Above Selected Cell")
+        run(page, "Run All Above Selected Cell")
         # The exercise's check prints "Correct." only if every cell before it passed.
         wait_for_output(page, "Correct.", 120, home)
         yield page
@@ -180,3 +180,26 @@ def test_after_the_clean_up_the_panes_stay_on_the_page(lesson06):
         expect(pane.locator(".logstream-status-text")).to_have_text("disconnected")
         expect(pane.locator(".logstream-connect")).to_be_enabled()
         assert newest_row_visible(pane)["rows"] > 0
+
+
+def test_lesson_00_keeps_its_pane_in_notebook_7_after_run_all(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    with jupyter("notebook", tmp_path, ["00-start-here.ipynb"]) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/notebooks/00-start-here.ipynb?token={TOKEN}")
+        page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']") \
+            .wait_for(timeout=60_000)
+        run(page, "Run All Cells")
+        wait_for_output(page, "Correct.", 120, tmp_path)
+        # The last cell, the clean-up, ran too: the pane is disconnected, and still there.
+        expect(clean_up_cell(page).locator(".jp-InputPrompt")) \
+            .to_have_text(re.compile(r"\[\d+\]"))
+        (pane,) = panes(page).all()
+        pane.scroll_into_view_if_needed()
+        expect(pane.locator(".logstream-status-text")).to_have_text("disconnected")
+        newest = newest_row_visible(pane)
+        assert newest["rows"] >= 10 and newest["line"] >= 10, newest
+        expect(pane.locator(".logstream-row").first).to_contain_text("started")
+        page.close()
