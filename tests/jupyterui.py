@@ -46,6 +46,10 @@ def jupyter(app, home, lessons):
     root.mkdir()
     for lesson in lessons:
         shutil.copy(NOTEBOOKS / lesson, root)
+    # No "would you like news?" toast over the page (and its screenshots).
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     port = free_port()
     env = dict(os.environ,
                # The kernel runs in the copy's folder: import this checkout.
@@ -156,9 +160,10 @@ NEWEST_ROW = """pane => {
 
 def newest_row_visible(pane, timeout=10_000):
     """Wait until the pane's newest row is inside its scroll box and on screen; return it."""
-    pane.scroll_into_view_if_needed()
     deadline = time.monotonic() + timeout / 1000
     while True:
+        # Cells above that render late move the pane: look at it again.
+        pane.scroll_into_view_if_needed()
         seen = pane.evaluate(NEWEST_ROW)
         if seen and seen["inBox"] and seen["onScreen"]:
             return seen

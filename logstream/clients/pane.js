@@ -172,8 +172,10 @@ function renderView(model, el, store) {
   const rtt = node("span", "logstream-rtt");
   const chart = node("canvas", "logstream-chart");
   const rate = node("span", "logstream-rate");
+  const rates = node("span", "logstream-rates");
+  rates.append(chart, rate);
   const head = node("div", "logstream-header");
-  head.append(status, title, count, duration, rtt, node("span", "logstream-spacer"), chart, rate);
+  head.append(status, title, count, duration, rtt, rates);
 
   const buttons = {};
   for (const name of ["connect", "disconnect", "ping", "clear"]) {
