@@ -37,7 +37,7 @@ site: install
 	$(BIN)/python scripts/build_site.py build/site
 
 screenshots: system-deps install
-	$(BIN)/python -m pytest tests/test_browser.py -k screenshot
+	$(BIN)/python -m pytest tests/test_browser.py tests/test_jupyterlab.py -k screenshot
 
 bench: install
 	$(BIN)/logstream bench
