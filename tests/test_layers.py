@@ -30,6 +30,6 @@ def test_serve_loads_no_measuring_tool_or_optional_dependency():
     assert "logstream.web.app" in loaded
     unwanted = {name for name in loaded
                 if name.split(".")[0] in {"psutil", "tqdm", "httpx_sse", "ipywidgets",
-                                          "matplotlib"}
+                                          "anywidget", "matplotlib"}
                 or name.startswith(("logstream.tools", "logstream.clients", "logstream.scale"))}
     assert not unwanted, f"serve imports {sorted(unwanted)}"
