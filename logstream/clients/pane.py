@@ -1,4 +1,4 @@
-"""The notebook log pane: a widget that follows one deployment and sends its front end only new lines."""
+"""The notebook log pane: follow one deployment and send the pane's page only new lines."""
 
 import collections
 import json
