@@ -285,7 +285,6 @@ function renderView(model, el, store) {
       newLines.textContent = `${unseen.toLocaleString()} new line${unseen === 1 ? "" : "s"} ↓`;
       newLines.hidden = false;
     }
-    el.dataset.rows = box.childElementCount;
   }
 
   const schedule = () => { if (!frame) frame = requestAnimationFrame(draw); };
