@@ -16,6 +16,7 @@ from conftest import append, wait_until
 from logstream.web.server import start_server
 from logstream.core.simulator import lifecycle
 from logstream.clients.widgets import PHASES, Dashboard, LogPane, describe_line, format_duration
+from logstream.clients.pane import MAX_UPDATE_CHARS
 from panefront import FrontEnd
 
 FRONT_ENDS = {}
@@ -175,11 +176,32 @@ def test_a_burst_of_10000_lines_sends_each_line_once_in_throttled_updates(logs, 
     assert 1 <= renders <= 10 * elapsed + 2, (renders, elapsed)
     # The bytes counted are those of the messages sent, and those are about
     # the lines themselves: nothing is sent again, no markup is added.
+    # (The stand-in gets each message just before the pane counts it.)
+    wait_until(lambda: p.bytes_sent - bytes_before == sum(
+        payload_bytes(m) for m in page.messages[seen_before:]),
+        message="the count of bytes sent to match the messages")
     burst = page.messages[seen_before:]
-    counted = p.bytes_sent - bytes_before
-    assert counted == sum(payload_bytes(m) for m in burst)
+    counted = sum(payload_bytes(m) for m in burst)
     each_line_once = sum(payload_bytes([10_000 + i, i, f"burst {i}"]) + 1 for i in range(1, 10_001))
     assert counted < each_line_once + 200 * len(burst), (counted, each_line_once)
+
+
+def test_an_update_carries_at_most_its_budget_of_text(logs, pane):
+    deployment_id, _ = logs.make(0)
+    # One update at start (the header), then none for 100 s: this test
+    # feeds lines and flushes itself, as the client and flush threads would.
+    p = pane(deployment_id, connect=False, max_renders_per_second=0.01)
+    wait_until(lambda: p.renders == 1)
+    long = "x" * 60_000
+    for number in range(1, 101):
+        p._on_line(number, f"{number} {long}")
+    assert p._flush()
+    (update,) = front(p).updates()[1:]
+    numbers_sent = [item[1] for item in update["lines"]]
+    assert sum(len(item[2]) for item in update["lines"]) <= MAX_UPDATE_CHARS
+    # The newest lines, in order; the oldest were dropped before being sent.
+    assert numbers_sent == list(range(numbers_sent[0], 101)) and numbers_sent[0] > 1
+    assert p.count == 100 and len(p.lines) == 100
 
 
 def test_a_page_that_loads_late_gets_the_kept_lines_once(logs, pane):

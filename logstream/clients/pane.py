@@ -21,6 +21,10 @@ DEFAULT_MAXLEN = 500
 # beyond this many would be dropped by the front end at once: they are
 # dropped before they are ever sent.
 MAX_ROWS = 5000
+# Nor more characters of log text than this in one update (a line can be as
+# long as the server's max_line_bytes, 64 KiB by default): the oldest waiting
+# lines go first, the newest always stays.
+MAX_UPDATE_CHARS = 2 * 1024 * 1024
 MAX_RENDERS_PER_SECOND = 10
 # With no line arriving, the pane still looks at its connection and clock
 # this often, so the status light and the connected-for time stay true.
@@ -69,7 +73,8 @@ class LogPane(anywidget.AnyWidget):
         self._arrived = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         self._buffer = collections.deque(maxlen=maxlen)    # (seq, number, message)
-        self._outbox = collections.deque(maxlen=MAX_ROWS)  # the same, not sent yet
+        self._outbox = collections.deque()  # the same, not sent yet
+        self._outbox_chars = 0              # the length of their messages
         self._rates = collections.deque(maxlen=RATE_WINDOW_SECONDS)  # [second, lines]
         self._seq = 0               # every line received gets the next one, even after Clear
         self._count = 0
@@ -214,6 +219,7 @@ class LogPane(anywidget.AnyWidget):
         with self._lock:
             self._buffer.clear()
             self._outbox.clear()
+            self._outbox_chars = 0
             self._count = 0
             self._epoch += 1
             self._clear_pending = True
@@ -296,6 +302,10 @@ class LogPane(anywidget.AnyWidget):
             item = (self._seq, number, message)
             self._buffer.append(item)
             self._outbox.append(item)
+            self._outbox_chars += len(message)
+            while len(self._outbox) > MAX_ROWS or (self._outbox_chars > MAX_UPDATE_CHARS
+                                                   and len(self._outbox) > 1):
+                self._outbox_chars -= len(self._outbox.popleft()[2])
             self._count += 1
             self._last_line = number
             if self._rates and self._rates[-1][0] == second:
@@ -345,6 +355,7 @@ class LogPane(anywidget.AnyWidget):
             header = self._header_locked(time.monotonic())
             lines = [list(item) for item in self._outbox]
             self._outbox.clear()
+            self._outbox_chars = 0
             cleared, self._clear_pending = self._clear_pending, False
             epoch = self._epoch
             if header == self._header_fields:
