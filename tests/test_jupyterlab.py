@@ -170,6 +170,25 @@ def test_screenshot_of_a_pane_in_jupyterlab(lesson06, request, tmp_path):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_reloaded_page_gets_the_kept_lines_again(lesson06):
+    from playwright.sync_api import expect
+
+    # Saved outputs name the widgets; after a reload their front ends load
+    # again, ask the kernel for what it kept, and follow on from there.
+    lesson06.keyboard.press("Control+s")
+    expect(lesson06.locator(".jp-mod-dirty")).to_have_count(0)
+    lesson06.reload()
+    lesson06.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")) \
+        .wait_for(timeout=60_000)
+    expect(panes(lesson06)).to_have_count(4)
+    burst = newest_row_visible(panes(lesson06).nth(1))
+    assert (burst["line"], burst["rows"]) == (10_000, 500), burst   # the kernel keeps 500
+    app = panes(lesson06).first
+    before = newest_row_visible(app)["line"]
+    expect(app.locator(".logstream-row").last).not_to_have_attribute("data-line", str(before))
+    assert newest_row_visible(app)["line"] > before
+
+
 def test_after_the_clean_up_the_panes_stay_on_the_page(lesson06):
     from playwright.sync_api import expect
 

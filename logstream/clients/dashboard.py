@@ -172,6 +172,7 @@ class Dashboard(widgets.VBox):
                 style = {"succeeded": "success", "failed": "danger"}.get(pane.outcome, "info")
                 if pane.outcome:
                     text += f" ({pane.outcome})"
-            self.progress.value = value
+            # The value last: whoever waits for it sees the colour and text too.
             self.progress.bar_style = style
             self.progress_label.value = text
+            self.progress.value = value
