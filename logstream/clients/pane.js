@@ -6,6 +6,8 @@
 const MAX_ROWS = 5000;          // rows kept (the kernel never sends more at once)
 const NEAR_BOTTOM_PX = 40;      // closer than this to the bottom counts as "following"
 const RATE_SECONDS = 60;        // the chart's window
+const HELLO_FIRST_RETRY_MS = 1000;
+const HELLO_MAX_RETRY_MS = 30000;
 
 const STAMP = /^(\d{4}-\d\d-\d\d[T ][\d:.,]+(?:Z|[+-]\d\d:?\d\d)?)(\s+)/;
 // A level word near the start, bare or bracketed: "INFO ...", "[ERROR] ...", "app - WARNING - ...".
@@ -347,10 +349,24 @@ export default () => {
   const store = createStore();
   return {
     initialize({ model }) {
-      const onMessage = (msg) => store.receive(msg);
+      // Say hello until the kernel answers with its backlog: a model that a
+      // reloaded page restores may not be connected to the kernel yet, and
+      // then what it sends is lost. A busy kernel answers late, so wait
+      // longer each time.
+      let retry = 0;
+      let delay = HELLO_FIRST_RETRY_MS;
+      const hello = () => {
+        model.send({ type: "hello", since: store.lastSeq });
+        retry = setTimeout(hello, delay);
+        delay = Math.min(delay * 2, HELLO_MAX_RETRY_MS);
+      };
+      const onMessage = (msg) => {
+        if (msg && msg.type === "backlog") clearTimeout(retry);
+        store.receive(msg);
+      };
       model.on("msg:custom", onMessage);
-      model.send({ type: "hello", since: store.lastSeq });
-      return () => model.off("msg:custom", onMessage);
+      hello();
+      return () => { clearTimeout(retry); model.off("msg:custom", onMessage); };
     },
     render({ model, el }) {
       return renderView(model, el, store);
