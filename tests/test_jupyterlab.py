@@ -219,8 +219,10 @@ def test_lesson_00_keeps_its_pane_in_notebook_7_after_run_all(browser, tmp_path)
         # The last cell, the clean-up, ran too: the pane is disconnected, and still there.
         expect(clean_up_cell(page).locator(".jp-InputPrompt")) \
             .to_have_text(re.compile(r"\[\d+\]"))
-        (pane,) = panes(page).all()
-        pane.scroll_into_view_if_needed()
+        # Cells out of view may be detached from the page: bring the pane's in.
+        page.locator(".jp-CodeCell", has_text="pane = LogPane(").scroll_into_view_if_needed()
+        expect(panes(page)).to_have_count(1)
+        pane = panes(page).first
         expect(pane.locator(".logstream-status-text")).to_have_text("disconnected")
         newest = newest_row_visible(pane)
         assert newest["rows"] >= 10 and newest["line"] >= 10, newest
