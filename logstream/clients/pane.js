@@ -356,7 +356,8 @@ export default () => {
       let retry = 0;
       let delay = HELLO_FIRST_RETRY_MS;
       const hello = () => {
-        model.send({ type: "hello", since: store.lastSeq });
+        // Everything kept: updates that came first don't hold the older lines.
+        model.send({ type: "hello", since: 0 });
         retry = setTimeout(hello, delay);
         delay = Math.min(delay * 2, HELLO_MAX_RETRY_MS);
       };
