@@ -131,17 +131,18 @@ def run(page, item):
     pytest.fail(f"Run > {item} ran no cell three times over")
 
 
-def wait_for_output(page, text, seconds, tmp_path):
-    """Wait until a cell prints text; fail with the first error or a screenshot."""
+def wait_for_cell(page, cell, seconds, tmp_path):
+    """Wait until cell has run (its prompt shows a number); fail at the first error."""
     errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
-    wanted = page.locator(".jp-OutputArea-output", has_text=text)
+    done = cell.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]"))
     deadline = time.monotonic() + seconds
-    while not wanted.count():
+    while not done.count():
         assert not errors.count(), f"a cell failed:\n{errors.first.inner_text()[-2000:]}"
         if time.monotonic() > deadline:
             page.screenshot(path=str(tmp_path / "unfinished.png"), full_page=True)
-            pytest.fail(f"no {text!r} after {seconds} s; see {tmp_path / 'unfinished.png'}")
+            pytest.fail(f"the cells did not run in {seconds} s; see {tmp_path / 'unfinished.png'}")
         page.wait_for_timeout(250)
+    assert not errors.count(), f"a cell failed:\n{errors.first.inner_text()[-2000:]}"
 
 
 # How the newest row of a pane sits in its scroll box and in the window.
