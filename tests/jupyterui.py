@@ -1,4 +1,4 @@
-"""Start a real JupyterLab or Notebook 7 on copies of lessons, and drive it in Chromium."""
+"""Start a real JupyterLab or Notebook 7 on copies of lessons, and use it in Chromium."""
 
 import contextlib
 import os
@@ -7,33 +7,13 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import httpx
 import pytest
+from jupyterhelp import QUIET_LAB, ROOT, importable, launch_chromium, require, stop, wait_for_http
 from logstream.support.host import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-CHROMIUM = os.environ.get("LOGSTREAM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TOKEN = "logstream-test-token"
-
-
-def require(condition, reason):
-    """Skip when condition is false, except on CI, where it must hold."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI=true, so this test may not be skipped.")
-    pytest.skip(reason)
-
-
-def importable(name):
-    """Return True if the module name can be imported."""
-    import importlib.util
-    return importlib.util.find_spec(name) is not None
 
 
 @contextlib.contextmanager
@@ -59,52 +39,34 @@ def jupyter(app, home, lessons):
                JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
                IPYTHONDIR=str(home / "ipython"))
+    quiet = QUIET_LAB if app == "lab" else \
+        [flag.replace("--LabApp.", "--JupyterNotebookApp.") for flag in QUIET_LAB]
     command = [sys.executable, "-m", "jupyter", app, "--no-browser", f"--port={port}",
                "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-               f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-               # The network is closed: no news, no update check, no PyPI.
-               "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if app == "notebook":
-        command = [c.replace("--LabApp.", "--JupyterNotebookApp.") for c in command]
+               f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0", *quiet]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and CI runners often are root
     log_path = home / f"{app}.log"
     with open(log_path, "w") as log:
+        # Its own session, so stopping it stops its kernels too.
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=home)
-        url = f"http://127.0.0.1:{port}"
+                                   cwd=home, start_new_session=True)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/status", params={"token": TOKEN}).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"jupyter {app} did not start:\n" + log_path.read_text()[-3000:])
-                time.sleep(0.2)
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/api/status", process, log_path, f"jupyter {app}", token=TOKEN)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 @contextlib.contextmanager
 def chromium():
     """Yield Debian's headless Chromium, driven by Playwright."""
     require(importable("playwright"), "Playwright for Python is not installed")
-    require(os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=CHROMIUM_ARGS)
+        launched = launch_chromium(playwright)
         try:
             yield launched
         finally:
