@@ -4,6 +4,7 @@ import importlib
 
 import click
 
+from logstream.core.follower import DEFAULT_ROTATE_WAIT
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
 from logstream.core.spool import DEFAULT_SPOOL_BYTES, MIN_SPOOL_BYTES
 
@@ -52,6 +53,10 @@ def main():
 @click.option("--max-line-bytes", default=DEFAULT_MAX_LINE_BYTES, show_default=True,
               type=click.IntRange(min=64), help="Longer lines are cut, with a visible marker.")
 @click.option("--poll", is_flag=True, help="Poll files instead of using inotify.")
+@click.option("--rotate-wait", default=DEFAULT_ROTATE_WAIT, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Seconds to keep reading a renamed (rotated) log before switching "
+                   "to the new file.")
 @click.option("--token", envvar="LOGSTREAM_TOKEN", default=None,
               help="Require this token on every route but /healthz, every stream and "
                    "every Socket.IO connection (or set LOGSTREAM_TOKEN).")
@@ -65,8 +70,8 @@ def main():
               help="Standard input is kept in a spool file of at most this size; "
                    "past it, the spool starts again (as a rotated log).")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
-def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token,
-          message_queue, name, spool_bytes, paths):
+def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotate_wait,
+          token, message_queue, name, spool_bytes, paths):
     """Serve the log viewer and the streaming endpoints.
 
     Each PATH is a log file, a folder (every *.log file under it, now or
@@ -107,8 +112,8 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, token
     click.echo(f"logstream serving {served} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
-                      max_line_bytes=max_line_bytes, use_inotify=not poll, token=token,
-                      **worker)
+                      max_line_bytes=max_line_bytes, use_inotify=not poll,
+                      rotate_wait=rotate_wait, token=token, **worker)
     except KeyboardInterrupt:
         pass
 

@@ -10,6 +10,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from conftest import Logs, append, open_fds, wait_until
+from logstream.core.watcher import followed_names
 from logstream.web.server import start_server
 
 HEARTBEAT = 0.2
@@ -116,8 +117,9 @@ def sse(server):
         reader.close()
 
 
-def follower_threads():
-    return [t.name for t in threading.enumerate() if t.name.startswith("follower:")]
+def follower_names():
+    """Return the names of the files the process follows (one watcher thread serves them all)."""
+    return followed_names()
 
 
 def request_threads():
@@ -239,16 +241,16 @@ def test_a_departed_client_releases_its_follower_while_the_log_is_idle(
         slow_heartbeat_server, reset):
     server = slow_heartbeat_server
     deployment_id, _ = Logs(server.data_dir).make(5)
-    wait_until(lambda: not follower_threads(), message="earlier followers to stop")
+    wait_until(lambda: not follower_names(), message="earlier followers to stop")
     wait_until(lambda: not request_threads(), message="earlier requests to end")
     fds_before = open_fds()
     reader = SSEReader(f"{server.url}/deployments/{deployment_id}/events")
     wait_until(lambda: len(reader.lines()) == 5)
-    assert follower_threads() == [f"follower:{deployment_id}"]
+    assert follower_names() == [f"follower:{deployment_id}"]
     assert len(request_threads()) == 1
     reader.close(reset=reset)
     # Nothing is written to the log, so only the departure check can notice.
-    wait_until(lambda: not follower_threads(), message="the follower to stop")
+    wait_until(lambda: not follower_names(), message="the follower to stop")
     wait_until(lambda: not request_threads(), message="the response thread to end")
     assert server.app.extensions["logstream"].hub.followed() == set()
     wait_until(lambda: open_fds() == fds_before, message="file descriptors to be closed")
@@ -257,12 +259,12 @@ def test_a_departed_client_releases_its_follower_while_the_log_is_idle(
 def test_sse_and_socketio_subscribers_share_one_follower(server, logs, sse, raw):
     deployment_id, path = logs.make(0)
     hub = server.app.extensions["logstream"].hub
-    wait_until(lambda: not follower_threads(), message="earlier followers to stop")
+    wait_until(lambda: not follower_names(), message="earlier followers to stop")
     reader = sse(deployment_id)
     client = raw()
     client.call("start_streaming", {"deployment_id": deployment_id})
     wait_until(lambda: reader.of("status"))
-    assert follower_threads() == [f"follower:{deployment_id}"]
+    assert follower_names() == [f"follower:{deployment_id}"]
     assert hub.subscriber_count(deployment_id) == 2
     append(path, "to both\n")
     wait_until(lambda: reader.numbers() == [1] and client.line_numbers() == [1])
@@ -270,11 +272,11 @@ def test_sse_and_socketio_subscribers_share_one_follower(server, logs, sse, raw)
 
     reader.close()
     wait_until(lambda: hub.subscriber_count(deployment_id) == 1, message="SSE to leave")
-    assert follower_threads() == [f"follower:{deployment_id}"]
+    assert follower_names() == [f"follower:{deployment_id}"]
     append(path, "socket.io only\n")
     wait_until(lambda: client.line_numbers() == [1, 2])
     client.call("stop_streaming", {"deployment_id": deployment_id})
-    wait_until(lambda: not follower_threads(), message="the follower to stop")
+    wait_until(lambda: not follower_names(), message="the follower to stop")
 
 
 @pytest.mark.parametrize("deployment_id,query,headers,status,code", [
@@ -294,7 +296,7 @@ def test_bad_requests_get_json_errors_and_start_nothing(
         server, logs, http, deployment_id, query, headers, status, code):
     known, _ = logs.make(1)
     deployment_id = known if deployment_id == "KNOWN" else deployment_id
-    wait_until(lambda: not follower_threads(), message="earlier followers to stop")
+    wait_until(lambda: not follower_names(), message="earlier followers to stop")
     response = http.get(f"{server.url}/deployments/{deployment_id}/events{query}",
                         headers=headers)
     assert response.status_code == status
@@ -303,7 +305,7 @@ def test_bad_requests_get_json_errors_and_start_nothing(
     assert set(body) == {"error", "message"}
     assert body["error"] == code
     assert len(body["message"]) > 20 and body["message"].endswith(".")
-    assert not follower_threads()
+    assert not follower_names()
 
 
 def test_truncation_is_a_status_event_and_resume_follows_the_new_numbering(logs, sse):

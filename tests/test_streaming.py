@@ -6,10 +6,12 @@ import threading
 import pytest
 
 from conftest import append, open_fds, wait_until
+from logstream.core.watcher import followed_names
 
 
-def follower_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("follower:")]
+def follower_names():
+    """Return the names of the files the process follows (one watcher thread serves them all)."""
+    return followed_names()
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["new_log", "log_batch"])
@@ -165,18 +167,18 @@ def test_rotation_is_announced_and_the_new_file_streams(logs, raw):
 
 def test_one_follower_per_deployment_released_after_the_last_client(server, logs, raw):
     deployment_id, _ = logs.make(5)
-    wait_until(lambda: not follower_threads(), message="earlier followers to stop")
+    wait_until(lambda: not follower_names(), message="earlier followers to stop")
     fds_before = open_fds()
     clients = [raw() for _ in range(4)]
     for client in clients:
         client.call("start_streaming", {"deployment_id": deployment_id})
-    assert [t.name for t in follower_threads()] == [f"follower:{deployment_id}"]
+    assert follower_names() == [f"follower:{deployment_id}"]
     clients[0].call("stop_streaming", {"deployment_id": deployment_id})
     clients[1].close()  # disconnecting counts as leaving
-    assert len(follower_threads()) == 1
+    assert len(follower_names()) == 1
     clients[2].call("stop_streaming", {"deployment_id": deployment_id})
     clients[3].close()
-    wait_until(lambda: not follower_threads(), message="the follower to stop")
+    wait_until(lambda: not follower_names(), message="the follower to stop")
     assert server.app.extensions["logstream"].hub.followed() == set()
     wait_until(lambda: open_fds() == fds_before, message="file descriptors to be closed")
 

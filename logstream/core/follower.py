@@ -1,93 +1,91 @@
-"""Follow one growing log file in a thread and hand its new lines to subscribers."""
+"""Follow one growing log file and hand its new lines to subscribers."""
 
 import bisect
 import errno
 import logging
 import os
 import queue
-import select
+import stat
 import threading
+import time
 
+from logstream.core import watcher as watching
+from logstream.core.fileio import open_no_follow, read_at
+from logstream.core.fingerprint import Fingerprint, stat_path
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
-
-try:  # inotify is Linux-only; elsewhere the follower polls.
-    import inotify_simple
-except ImportError:  # pragma: no cover - exercised on non-Linux machines
-    inotify_simple = None
+from logstream.core.watcher import DEFAULT_POLL_INTERVAL, inotify_available  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
 HISTORY_BATCH = 1000
-# With inotify the follower still checks the file this often, in case an
-# event was missed (a rename that raced with opening the file, say).
-SAFETY_CHECK_SECONDS = 1.0
-DEFAULT_POLL_INTERVAL = 0.05
+# After a rename, the application may write to the old file until it reopens
+# its log (logrotate's postrotate signal): keep reading it this long.
+DEFAULT_ROTATE_WAIT = 5.0
 # Record where a line starts about every this many bytes, so history from
 # line N is found by seeking instead of rereading the whole file.
 INDEX_SPACING = 1 << 20
 
-
-def inotify_available():
-    """Return True when this machine can watch files with inotify."""
-    return inotify_simple is not None
-
-
-def _open_no_follow(path):
-    # O_NOFOLLOW: a log replaced by a symlink after validation is refused,
-    # so no file outside the data directory is ever opened.
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+_open_no_follow = open_no_follow  # the name logstream.scale.relay imports
 
 
 class Follower:
-    """Tail one file from a single thread, numbering its lines from 1.
+    """Tail one file, numbering its lines from 1, on the process's watcher thread.
 
     ``on_lines(lines)`` receives each read's new lines as ``(number, text)``
     pairs and ``on_status(payload)`` hears of truncation, rotation and
-    deletion. Both run on the follower's thread, which is the only thread
-    that publishes for this file, so subscribers see lines in order.
-    Subscribers join with :meth:`attach`; their history is read on the same
-    thread between two reads, so there is no gap and no duplicate between
-    history and live lines.
+    deletion; ``on_failure(exc)`` hears that following failed (the follower
+    has then stopped). All run on the watcher's thread, the only one that
+    publishes for this file, so subscribers see lines in order. Subscribers
+    join with :meth:`attach`; their history is read on the same thread between
+    two reads, so there is no gap and no duplicate between history and live
+    lines.
     """
 
     def __init__(self, path, on_lines, on_status=None, *,
                  max_line_bytes=DEFAULT_MAX_LINE_BYTES, poll_interval=None,
-                 use_inotify=True, name=None):
+                 use_inotify=True, name=None, rotate_wait=DEFAULT_ROTATE_WAIT,
+                 on_failure=None):
         self.path = os.fspath(path)
+        self.name = name or f"follower:{os.path.basename(self.path)}"
         self.on_lines = on_lines
         self.on_status = on_status or (lambda payload: None)
+        self.on_failure = on_failure
         self.max_line_bytes = max_line_bytes
         self.poll_interval = poll_interval or DEFAULT_POLL_INTERVAL
+        self.rotate_wait = DEFAULT_ROTATE_WAIT if rotate_wait is None else rotate_wait
         self.use_inotify = use_inotify and inotify_available()
+        self.watched = False  # set by the watcher: inotify tells us of changes
+        self.watch_key = None
         self.lines = 0  # complete lines read so far
+        self.error = None  # the exception that ended following, if one did
         self._commands = queue.SimpleQueue()
         self._attached = set()
         self._attach_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._wake_lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._run, name=name or f"follower:{os.path.basename(self.path)}",
-            daemon=True)
+        self._watcher = None
+        self._started = False
+        self._stopped = threading.Event()
         self._fd = None
-        self._inotify = None
-        self._file_watch = None
+        self._fp = None
+        self._draining_until = None  # set while reading a renamed file's last lines
+        self._seen = None
+        self._reset()
 
     # -- called from other threads ------------------------------------------
 
     def start(self):
         """Start following the file."""
-        self._thread.start()
+        self._watcher = watching.join(self)
         return self
 
     def attach(self, key, on_attach, since=None, tail=50):
         """Queue a subscriber: on_attach(history, first_line, next_line) runs on
-        the follower thread, and returns once live lines follow the history."""
+        the watcher thread between two reads, before live lines reach it."""
         with self._attach_lock:
             self._attached.add(key)
         self._commands.put((key, on_attach, since, tail))
-        self._wake()
+        if self._watcher is not None:
+            self._watcher.wake(self)
 
     def detach(self, key):
         """Forget a subscriber; waits while its history is being sent."""
@@ -95,63 +93,50 @@ class Follower:
             self._attached.discard(key)
 
     def stop(self, timeout=5.0):
-        """Stop the thread and close the file; return True when it ended."""
-        self._stopping.set()
-        self._wake()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Stop following and close the file; return True once nothing more will be published."""
+        if self._watcher is None or self._stopped.is_set():
+            return True
+        return self._watcher.remove(self, timeout)
 
-    def _wake(self):
-        # Under the lock: once the thread has closed the pipe its fd number
-        # may be reused by another file, which must never receive our byte.
-        with self._wake_lock:
-            if self._wake_w is None:
-                return
-            try:
-                os.write(self._wake_w, b"x")
-            except BlockingIOError:
-                pass  # the pipe is full, so the thread is awake anyway
+    def wait_stopped(self, timeout=None):
+        """Return True once the follower has stopped (closed, nothing more to publish)."""
+        return self._stopped.wait(timeout)
 
-    # -- the follower thread ------------------------------------------------
+    # -- on the watcher thread ----------------------------------------------
 
-    def _run(self):
-        try:
-            if self.use_inotify:
-                self._inotify = inotify_simple.INotify()
-                flags = inotify_simple.flags
-                self._inotify.add_watch(
-                    os.path.dirname(self.path) or ".",
-                    flags.CREATE | flags.MOVED_TO | flags.MOVED_FROM | flags.DELETE)
+    def wants_ticks(self):
+        """Return True when the file must be checked every poll interval."""
+        return not self.watched or self._draining_until is not None
+
+    def step(self, full=True):
+        """Read what is new, notice truncation and rotation, then serve new subscribers.
+
+        ``full`` is False for a routine poll: a file whose size and time
+        haven't changed is left alone.
+        """
+        if not self._started:
+            self._started = True
             self._open_file(scan=True)
-            poller = select.poll()
-            poller.register(self._wake_r, select.POLLIN)
-            if self._inotify is not None:
-                poller.register(self._inotify.fileno(), select.POLLIN)
-                timeout = SAFETY_CHECK_SECONDS
-            else:
-                timeout = self.poll_interval
-            while not self._stopping.is_set():
-                self._read_new()
-                self._check_file()
-                self._run_commands()
-                if self._stopping.is_set():
-                    break
-                poller.poll(timeout * 1000)
-                self._drain_wakeups()
-        except Exception:  # pragma: no cover - a bug; keep the server alive
-            log.exception("follower for %s failed", self.path)
-        finally:
-            self._close()
+        self._check_file(full)
+        self._run_commands()
 
-    def _drain_wakeups(self):
-        try:
-            while os.read(self._wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        if self._inotify is not None:
-            self._inotify.read(timeout=0)
+    def failed(self, exc):
+        """Record that following failed (the watcher has already let go) and tell on_failure."""
+        self.error = exc
+        log.error("following %s failed: %s: %s", self.path, type(exc).__name__, exc,
+                  exc_info=exc)
+        if self.on_failure is not None:
+            try:
+                self.on_failure(exc)
+            except Exception:  # pragma: no cover - a bug in the reporter itself
+                log.exception("reporting the failure of %s failed", self.path)
+
+    def close(self):
+        """Close the file; called by the watcher once it has let go of this follower."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._stopped.set()
 
     def _open_file(self, scan):
         """Open the file; return False if it is missing.
@@ -160,26 +145,21 @@ class Follower:
         are new (a rotated-in file) and will be published.
         """
         try:
-            fd = _open_no_follow(self.path)
+            fd = open_no_follow(self.path)
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ELOOP):
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
                 return False
             raise
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            return False
         self._fd = fd
-        self._ino = os.fstat(fd).st_ino
-        if self._inotify is not None:
-            flags = inotify_simple.flags
-            if self._file_watch is not None:
-                try:
-                    self._inotify.rm_watch(self._file_watch)
-                except OSError:
-                    pass  # the old file is gone and took its watch with it
-            self._file_watch = self._inotify.add_watch(
-                self.path, flags.MODIFY | flags.ATTRIB | flags.MOVE_SELF
-                | flags.DELETE_SELF | flags.DONT_FOLLOW)
+        self._fp = Fingerprint(info)
         self._reset()
         if scan:
             self._scan()
+        self._fp.settle(fd, self._read_pos)
         return True
 
     def _reset(self):
@@ -190,12 +170,16 @@ class Follower:
         self._splitter = LineSplitter(self.max_line_bytes)
         self._line_end = 0
         self._read_pos = 0
+        self._seen = None
+        if self._fp is not None:
+            self._fp.guard = b""
+            self._fp.head_len = 0
 
     def _scan(self):
         """Count the complete lines already in the file and index them."""
         offset = 0
         line_end = 0
-        while chunk := os.pread(self._fd, READ_SIZE, offset):
+        while chunk := read_at(self._fd, READ_SIZE, offset):
             count = chunk.count(b"\n")
             if count:
                 self.lines += count
@@ -213,13 +197,26 @@ class Follower:
             self._index_lines.append(self.lines)
 
     def _read_new(self):
-        if self._fd is None:
-            return
-        while not self._stopping.is_set():
-            chunk = os.pread(self._fd, READ_SIZE, self._read_pos)
+        """Publish the complete lines written since the last read."""
+        while self._fd is not None:
+            # Asking for just what is there avoids allocating a 1 MiB buffer
+            # for every empty read, which thousands of files would feel.
+            size = os.fstat(self._fd).st_size
+            if size < self._read_pos:
+                self._restart("truncated")
+                return
+            chunk = self._fp.read_on(self._fd, self._read_pos,
+                                     min(READ_SIZE, size - self._read_pos))
+            if chunk is None:
+                # The bytes before our offset changed: the file was truncated
+                # and written again. What we hold of a line belonged to the
+                # old file, so it is dropped, never published torn.
+                self._restart("truncated")
+                return
             if not chunk:
                 return
             self._read_pos += len(chunk)
+            self._fp.advance(self._fd, chunk, self._read_pos)
             texts = self._splitter.feed(chunk)
             if not texts:
                 continue
@@ -229,31 +226,53 @@ class Follower:
             self._remember(self._line_end)
             self.on_lines(list(zip(range(first, first + len(texts)), texts)))
 
-    def _check_file(self):
+    def _check_file(self, full):
         """Notice truncation, rotation and deletion, and carry on."""
         if self._fd is None:
             if self._open_file(scan=False):
                 self._announce("created")
             return
-        try:
-            on_disk = os.stat(self.path, follow_symlinks=False)
-        except FileNotFoundError:
-            on_disk = None
-        if on_disk is None or on_disk.st_ino != self._ino:
-            self._read_new()  # the old file's last lines still count
-            os.close(self._fd)
-            self._fd = None
-            if on_disk is not None and self._open_file(scan=False):
-                self._announce("rotated")
-            else:
-                self._reset()
-                self._announce("deleted")
+        if self._draining_until is not None:
+            self._read_new()
+            if time.monotonic() >= self._draining_until:
+                self._switch()
             return
-        if os.fstat(self._fd).st_size < self._read_pos:
+        if not self._fp.is_path(stat_path(self.path)):
+            self._read_new()  # the old file's last lines still count
+            if self.rotate_wait > 0 and self._fd is not None:
+                # Renamed or deleted: the application may still be writing
+                # to it until it reopens its log.
+                self._draining_until = time.monotonic() + self.rotate_wait
+            else:
+                self._switch()
+            return
+        info = os.fstat(self._fd)
+        seen = (info.st_size, info.st_mtime_ns)
+        if not full and seen == self._seen:
+            return
+        self._seen = seen
+        if info.st_size < self._read_pos or self._fp.head_changed(self._fd):
             # Read the file again from its start: whatever was written after
             # the truncation is new.
+            self._restart("truncated")
+            return
+        self._read_new()
+
+    def _switch(self):
+        """Let go of the old file and follow whatever the path now holds."""
+        self._draining_until = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._open_file(scan=False):
+            self._announce("rotated")
+        else:
             self._reset()
-            self._announce("truncated")
+            self._announce("deleted")
+
+    def _restart(self, kind):
+        self._reset()
+        self._announce(kind)
 
     def _announce(self, kind):
         self.on_status({"type": kind, "next_line": self.lines + 1})
@@ -285,7 +304,7 @@ class Follower:
         splitter = LineSplitter(self.max_line_bytes)
         batch = []
         while offset < self._line_end:
-            chunk = os.pread(self._fd, min(READ_SIZE, self._line_end - offset), offset)
+            chunk = read_at(self._fd, min(READ_SIZE, self._line_end - offset), offset)
             if not chunk:
                 break
             offset += len(chunk)
@@ -298,15 +317,3 @@ class Follower:
                         batch = []
         if batch:
             yield batch
-
-    def _close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        with self._wake_lock:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_w = None
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = None

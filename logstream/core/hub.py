@@ -1,9 +1,16 @@
 """Share one follower per deployment among all of its subscribers."""
 
+import logging
 import threading
 
 from logstream.core.deployments import log_path
 from logstream.core.follower import Follower
+
+log = logging.getLogger(__name__)
+
+# How long a new subscriber waits for the deployment's previous source to
+# finish its last publish before starting a fresh one.
+RETIRE_TIMEOUT = 5.0
 
 
 class StreamHub:
@@ -12,8 +19,10 @@ class StreamHub:
     Every kind of subscriber (a Socket.IO client, an SSE response) goes
     through here, so a file has one follower whatever the mix of clients.
     Outlets are objects with ``publish(deployment_id, lines)`` and
-    ``status(deployment_id, payload)``; they are called on the follower's
-    thread, once per read.
+    ``status(deployment_id, payload)``, and optionally
+    ``failed(deployment_id, keys, payload)`` to hear that a source failed
+    (``keys`` are its subscribers, already dropped); they are called on the
+    thread that publishes, once per read.
     """
 
     def __init__(self, data_dir, **follower_options):
@@ -23,6 +32,7 @@ class StreamHub:
         self._lock = threading.Lock()
         self._sources = {}  # deployment_id -> its Follower (or relay Feed)
         self._subscribers = {}
+        self._retiring = {}  # deployment_id -> a stopped source still finishing
 
     def subscribe(self, deployment_id, key, on_attach, since=None, tail=50):
         """Add a subscriber; on_attach(history, first_line, next_line) runs on
@@ -31,13 +41,25 @@ class StreamHub:
         Raises InvalidDeploymentId or UnknownDeployment before anything starts.
         """
         path = self.resolve(deployment_id)
-        with self._lock:
-            source = self._sources.get(deployment_id)
-            if source is None:
-                source = self._sources[deployment_id] = self._start_source(deployment_id, path)
-                self._subscribers[deployment_id] = set()
-            self._subscribers[deployment_id].add(key)
-            source.attach(key, on_attach, since=since, tail=tail)
+        while True:
+            with self._lock:
+                retiring = self._retiring.get(deployment_id)
+                if retiring is None:
+                    source = self._sources.get(deployment_id)
+                    if source is None:
+                        source = self._sources[deployment_id] = self._start_source(
+                            deployment_id, path)
+                        self._subscribers[deployment_id] = set()
+                    self._subscribers[deployment_id].add(key)
+                    source.attach(key, on_attach, since=since, tail=tail)
+                    return
+            # Outside the lock: the old source may need it to finish its last
+            # publish. A fresh one starts only after, so no line goes twice.
+            if not _wait_stopped(retiring, RETIRE_TIMEOUT):
+                log.error("the previous source of %s did not stop in time", deployment_id)
+            with self._lock:
+                if self._retiring.get(deployment_id) is retiring:
+                    del self._retiring[deployment_id]
 
     def resolve(self, deployment_id):
         """Return the log path of deployment_id; an app may set another resolver."""
@@ -45,13 +67,15 @@ class StreamHub:
 
     def _start_source(self, deployment_id, path):
         """Start what delivers a deployment's lines: here, a Follower of its file."""
-        return Follower(
+        follower = Follower(
             path,
             on_lines=lambda lines: self._publish(deployment_id, lines),
             on_status=lambda payload: self._status(deployment_id, payload),
+            on_failure=lambda exc: self._failed(deployment_id, follower, exc),
             name=f"follower:{deployment_id}",
             **self.follower_options,
-        ).start()
+        )
+        return follower.start()
 
     def unsubscribe(self, deployment_id, key):
         """Remove a subscriber; stop the follower when it was the last one."""
@@ -62,13 +86,20 @@ class StreamHub:
             keys.discard(key)
             source = self._sources[deployment_id]
             source.detach(key)
-            if not keys:
-                # Stopped while holding the lock, so a new subscriber can
-                # never meet an old follower that is still publishing.
-                del self._sources[deployment_id]
-                del self._subscribers[deployment_id]
-                source.stop()
-            return True
+            if keys:
+                return True
+            del self._sources[deployment_id]
+            del self._subscribers[deployment_id]
+            self._retiring[deployment_id] = source
+        # Stopped outside the lock: its last publish may be what called us
+        # (a lagging client leaving), and it may need the lock to finish. A
+        # new subscriber waits for it (see subscribe), so two sources never
+        # publish the same file.
+        source.stop()
+        with self._lock:
+            if self._retiring.get(deployment_id) is source:
+                del self._retiring[deployment_id]
+        return True
 
     def followed(self):
         """Return the ids of the deployments being followed right now."""
@@ -89,6 +120,22 @@ class StreamHub:
         for source in sources:
             source.stop()
 
+    def _failed(self, deployment_id, source, exc):
+        """Drop a source that failed, tell its subscribers, and let the next one start afresh."""
+        with self._lock:
+            if self._sources.get(deployment_id) is not source:
+                return
+            del self._sources[deployment_id]
+            keys = self._subscribers.pop(deployment_id, set())
+        payload = {"error": "source_failed",
+                   "message": f"Following {deployment_id!r} failed on the server "
+                              f"({type(exc).__name__}; it was logged); start streaming "
+                              f"again to follow it afresh."}
+        for outlet in self.outlets:
+            failed = getattr(outlet, "failed", None)
+            if failed is not None:
+                failed(deployment_id, keys, payload)
+
     def _publish(self, deployment_id, lines):
         for outlet in self.outlets:
             outlet.publish(deployment_id, lines)
@@ -96,3 +143,9 @@ class StreamHub:
     def _status(self, deployment_id, payload):
         for outlet in self.outlets:
             outlet.status(deployment_id, payload)
+
+
+def _wait_stopped(source, timeout):
+    """Wait until a stopped source has finished publishing; sources without a wait are done."""
+    wait = getattr(source, "wait_stopped", None)
+    return True if wait is None else wait(timeout)

@@ -8,6 +8,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from logstream.core.deployments import LineCounts
+from logstream.core.follower import DEFAULT_ROTATE_WAIT
 from logstream.core.hub import StreamHub
 from logstream.core.sources import DataDirSources
 from logstream.web.limits import Limits
@@ -41,13 +42,15 @@ class LogstreamState:
 
 def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+               rotate_wait=DEFAULT_ROTATE_WAIT,
                cors=None, token=None, limits=None, ping_interval=25, make_hub=None,
                sources=None, test_config=None):
     """Create and configure the logstream Flask app and its Socket.IO server.
 
     ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
     route but /healthz, every stream and every Socket.IO connection require
-    it; ``limits`` is a :class:`logstream.web.limits.Limits`; ``ping_interval`` is
+    it; ``rotate_wait`` is how many seconds a renamed log is still read
+    (lines its application writes before reopening it); ``limits`` is a :class:`logstream.web.limits.Limits`; ``ping_interval`` is
     Engine.IO's heartbeat in seconds. ``make_hub(data_dir)`` replaces the
     hub of followers with another source of lines; a hub with a
     ``client_manager`` brings the Socket.IO manager that shares its rooms
@@ -75,7 +78,8 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         hub = make_hub(data_dir)
     else:
         hub = StreamHub(data_dir, max_line_bytes=max_line_bytes,
-                        poll_interval=poll_interval, use_inotify=use_inotify)
+                        poll_interval=poll_interval, use_inotify=use_inotify,
+                        rotate_wait=rotate_wait)
     simulator = Simulator(data_dir, line_interval=line_interval)
     if sources is None:
         sources = DataDirSources(data_dir, running=simulator.running)

@@ -84,10 +84,11 @@ def batch_json(deployment_id, lines, historical=False):
 class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
-    def __init__(self, socketio, max_backlog, on_lagging):
+    def __init__(self, socketio, max_backlog, on_lagging, on_failed=None):
         self.socketio = socketio
         self.max_backlog = max_backlog
         self.on_lagging = on_lagging
+        self.on_failed = on_failed
         # How many clients want each kind of event, so no packet is encoded
         # for an empty room.
         self.line_members = Counter()
@@ -122,11 +123,21 @@ class SocketOutlet:
         for room in (line_room(deployment_id), batch_room(deployment_id)):
             self.socketio.emit("status", payload, to=room)
 
+    def failed(self, deployment_id, keys, payload):
+        """Tell a failed source's subscribers (Socket.IO sids among keys) and let them go."""
+        if self.on_failed is not None:
+            self.on_failed(deployment_id, keys, dict(payload, deployment_id=deployment_id))
+
 
 def register_events(socketio, hub, limits):
     """Attach the logstream protocol's event handlers to socketio."""
     lock = threading.Lock()
     streams = {}  # sid -> {deployment_id: batch?}
+    joined = set()  # (sid, deployment_id) whose client is in the room
+    waiting = {}  # (sid, deployment_id) -> (attached event, reply) of a join under way
+    # One stream change at a time per client: two joins racing (a double
+    # click, a reconnect crossing a join) would otherwise both subscribe.
+    client_locks = {}
     clients = ClientLimits(limits)
 
     def drop_lagging(sid, deployment_id, status):
@@ -135,7 +146,29 @@ def register_events(socketio, hub, limits):
         if leave(sid, deployment_id):
             socketio.emit("status", status, to=sid)
 
-    outlet = SocketOutlet(socketio, limits.max_backlog, drop_lagging)
+    def source_failed(deployment_id, sids, payload):
+        # On the publishing thread, which is also the one that lets joins
+        # into rooms: a client in `joined` here belongs to the failed source.
+        for sid in sids:
+            if not isinstance(sid, str):
+                continue  # an SSE subscriber; its outlet tells it
+            join = waiting.get((sid, deployment_id))
+            if join is not None:
+                join[1].update(payload)
+                join[0].set()
+            with lock:
+                member = (sid, deployment_id) in joined
+                batch = streams.get(sid, {}).pop(deployment_id, None) if member else None
+                joined.discard((sid, deployment_id))
+                if batch is not None:
+                    (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
+            if batch is not None:
+                socketio.server.leave_room(
+                    sid, batch_room(deployment_id) if batch else line_room(deployment_id),
+                    namespace="/")
+            socketio.emit("stream_error", payload, to=sid)
+
+    outlet = SocketOutlet(socketio, limits.max_backlog, drop_lagging, source_failed)
     hub.outlets.append(outlet)
 
     def refuse(error):
@@ -151,6 +184,7 @@ def register_events(socketio, hub, limits):
 
     def leave(sid, deployment_id):
         with lock:
+            joined.discard((sid, deployment_id))
             batch = streams.get(sid, {}).pop(deployment_id, None)
             if batch is None:
                 return False
@@ -178,16 +212,21 @@ def register_events(socketio, hub, limits):
         clients.connected(request.sid)
         with lock:
             streams[request.sid] = {}
+            client_locks[request.sid] = threading.Lock()
 
     @socketio.on("disconnect")
     def disconnect(reason=None):
         sid = request.sid
         with lock:
-            deployment_ids = list(streams.get(sid, ()))
-        for deployment_id in deployment_ids:
-            leave(sid, deployment_id)
-        with lock:
-            streams.pop(sid, None)
+            client_lock = client_locks.get(sid)
+        with client_lock or threading.Lock():
+            with lock:
+                deployment_ids = list(streams.get(sid, ()))
+            for deployment_id in deployment_ids:
+                leave(sid, deployment_id)
+            with lock:
+                streams.pop(sid, None)
+                client_locks.pop(sid, None)
         clients.disconnected(sid)
 
     @socketio.on("start_streaming")
@@ -202,6 +241,17 @@ def register_events(socketio, hub, limits):
         if refused:
             return refused
         with lock:
+            client_lock = client_locks.get(sid)
+        if client_lock is None:
+            return None  # disconnected meanwhile
+        with client_lock:
+            return join(sid, deployment_id, since, batch)
+
+    def join(sid, deployment_id, since, batch):
+        with lock:
+            if ((sid, deployment_id) in joined
+                    and streams.get(sid, {}).get(deployment_id) == batch):
+                return rejoin(sid, deployment_id, batch)
             others = set(streams.get(sid, ())) - {deployment_id}
         if len(others) >= limits.streams_per_client:
             return refuse(RequestError(
@@ -250,6 +300,9 @@ def register_events(socketio, hub, limits):
                 # The client is disconnecting (its leave() is on its way); an
                 # exception here would end the follower for every subscriber.
                 pass
+            else:
+                with lock:
+                    joined.add((sid, deployment_id))
             reply.update(status)
             attached.set()
 
@@ -258,15 +311,52 @@ def register_events(socketio, hub, limits):
                 return None  # disconnected meanwhile
             streams[sid][deployment_id] = batch
             (outlet.batch_members if batch else outlet.line_members)[deployment_id] += 1
+        waiting[sid, deployment_id] = (attached, reply)
         try:
             hub.subscribe(deployment_id, sid, on_attach, since=since, tail=HISTORY_TAIL)
         except UnknownDeployment:
+            waiting.pop((sid, deployment_id), None)
             with lock:
                 streams[sid].pop(deployment_id, None)
                 (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
             return refuse(RequestError(
                 "unknown_deployment", f"There is no deployment called {deployment_id!r}."))
+        except BaseException:
+            waiting.pop((sid, deployment_id), None)
+            raise
         attached.wait(ATTACH_TIMEOUT)
+        waiting.pop((sid, deployment_id), None)
+        if "error" in reply:
+            # Its source failed before it joined (source_failed told it).
+            with lock:
+                if streams.get(sid, {}).pop(deployment_id, None) is not None:
+                    (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
+            hub.unsubscribe(deployment_id, sid)
+        return reply or None
+
+    def rejoin(sid, deployment_id, batch):
+        """Answer a join for a deployment the client already streams like a resume: no resend."""
+        reply = {}
+        attached = threading.Event()
+
+        def on_attach(history, first_line, next_line):
+            # Between two reads: every line before next_line is already on
+            # its way to the client, so nothing is sent again.
+            reply.update({"type": "streaming_started", "deployment_id": deployment_id,
+                          "first_line": next_line, "next_line": next_line, "batch": batch})
+            socketio.emit("status", reply, to=sid)
+            attached.set()
+
+        waiting[sid, deployment_id] = (attached, reply)
+        try:
+            hub.subscribe(deployment_id, sid, on_attach, since=None, tail=0)
+        except UnknownDeployment:
+            waiting.pop((sid, deployment_id), None)
+            leave(sid, deployment_id)  # deleted meanwhile
+            return refuse(RequestError(
+                "unknown_deployment", f"There is no deployment called {deployment_id!r}."))
+        attached.wait(ATTACH_TIMEOUT)
+        waiting.pop((sid, deployment_id), None)
         return reply or None
 
     @socketio.on("stop_streaming")
@@ -275,7 +365,10 @@ def register_events(socketio, hub, limits):
             deployment_id = stop_streaming_request(one_argument(args, "stop_streaming"))
         except RequestError as error:
             return refuse(error)
-        leave(request.sid, deployment_id)
+        with lock:
+            client_lock = client_locks.get(request.sid)
+        with client_lock or threading.Lock():
+            leave(request.sid, deployment_id)
         status = {"type": "streaming_stopped", "deployment_id": deployment_id}
         emit("status", status)
         return status

@@ -124,6 +124,15 @@ class SSEOutlet:
         for q in queues:
             q.put(frame)
 
+    def failed(self, deployment_id, keys, payload):
+        """End the streams of a failed source with a status event; EventSource comes back to a fresh one."""
+        frame = status_frame(dict(payload, type="stream_error", deployment_id=deployment_id))
+        for q in keys:
+            if isinstance(q, Backlog):
+                self.remove(deployment_id, q)
+                q.put(frame)
+                q.put(_CLOSE)
+
     def close_all(self):
         with self._lock:
             queues = [q for qs in self._queues.values() for q in qs]
@@ -186,7 +195,7 @@ def events(deployment_id):
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
     sock = request.environ.get("werkzeug.socket")
     q = Backlog(state.limits.max_backlog)
-    key = object()
+    key = q  # the hub hands a failed source's keys back: this queue is told
 
     def on_attach(history, first_line, next_line):
         # On the follower thread: history, then live lines join the same queue.
