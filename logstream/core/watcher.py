@@ -31,9 +31,11 @@ DEFAULT_POLL_INTERVAL = 0.05
 # With inotify every file is still checked this often, in case an event was
 # missed (a rename that raced with opening the file, say).
 SAFETY_CHECK_SECONDS = 1.0
-# Checking thousands of files has a cost: a round of checks may take at most
-# this share of the thread's time, so polling never pins a core.
+# Checking thousands of files has a cost: a round of polling may take at most
+# this share of the thread's time, so polling never pins a core; the safety
+# sweeps (inotify already tells of changes) a smaller one.
 MAX_CHECK_SHARE = 0.2
+MAX_SWEEP_SHARE = 0.05
 
 _shared = None
 _shared_lock = threading.Lock()
@@ -89,7 +91,7 @@ class Watcher:
         self._wd_dirs = {}
         self._by_name = collections.defaultdict(set)  # (directory, name) -> followers
         self._followers = set()
-        self._listed = ()  # a snapshot of _followers for other threads
+        self._list_lock = threading.Lock()  # for other threads' view of _followers
         self._ticking = set()  # followers checked every poll interval
         self._due = set()  # followers to step on this turn of the loop
         self._next_safety = time.monotonic() + SAFETY_CHECK_SECONDS
@@ -120,7 +122,8 @@ class Watcher:
 
     def followers(self):
         """Return the followers being watched right now."""
-        return list(self._listed)
+        with self._list_lock:
+            return list(self._followers)
 
     def inotify_instances(self):
         """Return how many inotify instances this watcher holds (0 or 1)."""
@@ -176,7 +179,7 @@ class Watcher:
         spent = time.monotonic() - start
         self._next_tick = start + max(self._poll_interval, spent / MAX_CHECK_SHARE)
         if full:
-            self._next_safety = start + max(SAFETY_CHECK_SECONDS, spent / MAX_CHECK_SHARE)
+            self._next_safety = start + max(SAFETY_CHECK_SECONDS, spent / MAX_SWEEP_SHARE)
 
     def _step(self, follower, full):
         if follower not in self._followers:
@@ -193,8 +196,8 @@ class Watcher:
             self._ticking.discard(follower)
 
     def _add(self, follower):
-        self._followers.add(follower)
-        self._listed = tuple(self._followers)
+        with self._list_lock:
+            self._followers.add(follower)
         self._poll_interval = min(self._poll_interval, follower.poll_interval)
         self._due.add(follower)
         if follower.use_inotify and self._watch(follower):
@@ -206,8 +209,8 @@ class Watcher:
     def _remove(self, follower):
         if follower not in self._followers:
             return
-        self._followers.discard(follower)
-        self._listed = tuple(self._followers)
+        with self._list_lock:
+            self._followers.discard(follower)
         self._ticking.discard(follower)
         self._due.discard(follower)
         if follower.watched:

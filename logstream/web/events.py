@@ -1,5 +1,6 @@
 """Socket.IO events: join a deployment's room, receive its lines, ping the server."""
 
+import contextlib
 import json
 import logging
 import threading
@@ -20,6 +21,7 @@ from logstream.web.validation import (RequestError, start_streaming_request,
 log = logging.getLogger(__name__)
 
 HISTORY_TAIL = 50
+CLIENT_LOCKS = 8
 ATTACH_TIMEOUT = 10.0
 # What json.dumps uses for strings by default, so the text below is byte for
 # byte what json.dumps(..., separators=(",", ":")) would give.
@@ -135,8 +137,10 @@ def register_events(socketio, hub, limits):
     streams = {}  # sid -> {deployment_id: batch?}
     joined = set()  # (sid, deployment_id) whose client is in the room
     waiting = {}  # (sid, deployment_id) -> (attached event, reply) of a join under way
-    # One stream change at a time per client: two joins racing (a double
-    # click, a reconnect crossing a join) would otherwise both subscribe.
+    # One change at a time per client and deployment: two joins racing (a
+    # double click, a reconnect crossing a join) would otherwise both
+    # subscribe. A few locks per client, picked by the deployment's hash,
+    # keep joins of different deployments from waiting on each other.
     client_locks = {}
     clients = ClientLimits(limits)
 
@@ -212,14 +216,16 @@ def register_events(socketio, hub, limits):
         clients.connected(request.sid)
         with lock:
             streams[request.sid] = {}
-            client_locks[request.sid] = threading.Lock()
+            client_locks[request.sid] = [threading.Lock() for _ in range(CLIENT_LOCKS)]
 
     @socketio.on("disconnect")
     def disconnect(reason=None):
         sid = request.sid
         with lock:
-            client_lock = client_locks.get(sid)
-        with client_lock or threading.Lock():
+            locks = client_locks.get(sid, ())
+        with contextlib.ExitStack() as held:
+            for client_lock in locks:  # always in the same order: no deadlock
+                held.enter_context(client_lock)
             with lock:
                 deployment_ids = list(streams.get(sid, ()))
             for deployment_id in deployment_ids:
@@ -240,12 +246,22 @@ def register_events(socketio, hub, limits):
         refused = limited("start_streaming", "start_streaming")
         if refused:
             return refused
-        with lock:
-            client_lock = client_locks.get(sid)
+        client_lock = lock_for(sid, deployment_id)
         if client_lock is None:
             return None  # disconnected meanwhile
         with client_lock:
             return join(sid, deployment_id, since, batch)
+
+    def too_many_streams(count):
+        return RequestError(
+            "too_many_streams",
+            f"You are already streaming {count} deployments, the most one "
+            f"connection may; stop one first.")
+
+    def lock_for(sid, deployment_id):
+        with lock:
+            locks = client_locks.get(sid)
+        return locks[hash(deployment_id) % CLIENT_LOCKS] if locks else None
 
     def join(sid, deployment_id, since, batch):
         with lock:
@@ -254,10 +270,7 @@ def register_events(socketio, hub, limits):
                 return rejoin(sid, deployment_id, batch)
             others = set(streams.get(sid, ())) - {deployment_id}
         if len(others) >= limits.streams_per_client:
-            return refuse(RequestError(
-                "too_many_streams",
-                f"You are already streaming {len(others)} deployments, the most one "
-                f"connection may; stop one first."))
+            return refuse(too_many_streams(len(others)))
         leave(sid, deployment_id)  # joining again replaces the old subscription
         reply = {}
         attached = threading.Event()
@@ -309,8 +322,14 @@ def register_events(socketio, hub, limits):
         with lock:
             if sid not in streams:
                 return None  # disconnected meanwhile
-            streams[sid][deployment_id] = batch
-            (outlet.batch_members if batch else outlet.line_members)[deployment_id] += 1
+            # Checked again where it is taken: another join of this client
+            # (another deployment) may have got in since.
+            streaming = len(streams[sid])
+            if streaming < limits.streams_per_client:
+                streams[sid][deployment_id] = batch
+                (outlet.batch_members if batch else outlet.line_members)[deployment_id] += 1
+        if streaming >= limits.streams_per_client:
+            return refuse(too_many_streams(streaming))
         waiting[sid, deployment_id] = (attached, reply)
         try:
             hub.subscribe(deployment_id, sid, on_attach, since=since, tail=HISTORY_TAIL)
@@ -365,9 +384,7 @@ def register_events(socketio, hub, limits):
             deployment_id = stop_streaming_request(one_argument(args, "stop_streaming"))
         except RequestError as error:
             return refuse(error)
-        with lock:
-            client_lock = client_locks.get(request.sid)
-        with client_lock or threading.Lock():
+        with lock_for(request.sid, deployment_id) or contextlib.nullcontext():
             leave(request.sid, deployment_id)
         status = {"type": "streaming_stopped", "deployment_id": deployment_id}
         emit("status", status)
