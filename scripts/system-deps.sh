@@ -1,13 +1,15 @@
 #!/bin/sh
 # Install the system programs the tests drive for real: Debian's Chromium
-# (for Playwright), redis-server (scale-out tests), npm (to fetch the
-# browser's Socket.IO client at install time) and JupyterHub's
-# configurable-http-proxy (from npm). Does nothing when all are here.
+# (for Playwright), redis-server (scale-out tests), logrotate (rotation
+# tests), npm (to fetch the browser's Socket.IO client at install time) and
+# JupyterHub's configurable-http-proxy (from npm). Does nothing when all are
+# here.
 set -eu
 CHP="configurable-http-proxy@5"
 missing=""
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v logrotate >/dev/null 2>&1 || [ -x /usr/sbin/logrotate ] || missing="$missing logrotate"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v configurable-http-proxy >/dev/null 2>&1 || need_chp=1
 [ -z "$missing" ] && [ -z "${need_chp:-}" ] && exit 0

@@ -7,6 +7,13 @@ import time
 import httpx
 import socketio
 
+# Lines held while the server hasn't said where the stream starts; beyond
+# this they are dropped and asked for again (the next join resumes from the
+# last line handed on), so memory stays bounded.
+MAX_PENDING = 10_000
+# Joins left unanswered (None) asked again this many times in a row.
+NO_REPLY_RETRIES = 3
+
 
 class Subscription:
     """The lines of one followed deployment, in order, each exactly once.
@@ -25,6 +32,7 @@ class Subscription:
         self.statuses = []
         self.errors = []
         self._ready = False
+        self._unanswered = 0  # joins in a row the server answered with None
         self._pending = {}
         self._lines = collections.deque(maxlen=maxlen)
         self._cond = threading.Condition()
@@ -63,6 +71,8 @@ class Subscription:
             for item in items:
                 # Until the server says where the stream starts, keep every
                 # line: after a truncation, numbers restart below last_line.
+                if not self._ready and len(self._pending) >= MAX_PENDING:
+                    continue  # asked for again when the stream restarts
                 if not self._ready or item["line"] > self.last_line:
                     self._pending[item["line"]] = item["message"]
             if self._ready:
@@ -184,6 +194,12 @@ class LogClient:
         @sio.on("stream_error")
         def on_stream_error(data):
             self.errors.append(data)
+            sub = self.subscriptions.get(data.get("deployment_id"))
+            if sub is not None and data.get("error") == "source_failed":
+                # The server let go of the file after an error; joining again
+                # starts a fresh follower, resuming after our last line.
+                sub.errors.append(data)
+                self._request(sub, sub.last_line, wait=False)
 
         @sio.on("connect_error")
         def on_connect_error(data):
@@ -259,9 +275,21 @@ class LogClient:
 
         def answered(reply):
             if reply and reply.get("type") == "streaming_started":
+                sub._unanswered = 0
                 sub._started(reply, since)
             elif reply:
                 sub.errors.append(reply)
+            else:
+                # No answer (the server gave up waiting, or we raced a
+                # disconnect): without one the subscription would never be
+                # ready and its lines would pile up. Ask again.
+                sub._unanswered += 1
+                sub.errors.append({"error": "no_reply", "message":
+                                   "The server did not answer start_streaming."})
+                if (sub._unanswered <= NO_REPLY_RETRIES and self.sio.connected
+                        and self.subscriptions.get(sub.deployment_id) is sub):
+                    threading.Thread(target=self._request, args=(sub, sub.last_line or since, False),
+                                     daemon=True, name="logclient:rejoin").start()
 
         if wait:
             reply = self.sio.call("start_streaming", request, timeout=timeout)
