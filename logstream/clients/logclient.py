@@ -255,6 +255,11 @@ class LogClient:
     def follow(self, deployment_id, since=None, batch=True, maxlen=None, on_line=None,
                timeout=10):
         """Join a deployment's room and return its Subscription."""
+        if deployment_id in self.subscriptions and self.sio.connected:
+            # The server answers a join for a deployment this connection
+            # already streams like a resume, sending nothing again: leave it
+            # first, so this subscription gets its history from `since`.
+            self.unfollow(deployment_id, timeout=timeout)
         sub = Subscription(deployment_id, since=since, batch=batch, maxlen=maxlen,
                            on_line=on_line)
         self.subscriptions[deployment_id] = sub
