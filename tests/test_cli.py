@@ -17,7 +17,7 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     assert "serve" in result.output
     serve_help = CliRunner().invoke(main, ["serve", "--help"]).output
-    for option in ("--host", "--port", "--data-dir", "--cors"):
+    for option in ("--host", "--port", "--data-dir", "--cors", "--rotate-wait"):
         assert option in serve_help
 
 

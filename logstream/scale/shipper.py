@@ -52,6 +52,8 @@ class Shipper:
                 entry.path,
                 on_lines=lambda lines, d=deployment_id: self.publish(d, lines),
                 on_status=lambda payload, d=deployment_id: self.status(d, payload),
+                # Forgotten, so the next scan follows the file afresh.
+                on_failure=lambda exc, d=deployment_id: self.followers.pop(d, None),
                 name=f"ship:{deployment_id}", **self.follower_options).start()
             log.info("shipping %s", deployment_id)
 
