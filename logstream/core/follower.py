@@ -239,9 +239,10 @@ class Follower:
             return
         if not self._fp.is_path(stat_path(self.path)):
             self._read_new()  # the old file's last lines still count
-            if self.rotate_wait > 0 and self._fd is not None:
-                # Renamed or deleted: the application may still be writing
-                # to it until it reopens its log.
+            if (self.rotate_wait > 0 and self._fd is not None
+                    and os.fstat(self._fd).st_nlink > 0):
+                # Renamed: the application may still be writing to it until
+                # it reopens its log. (A deleted file is let go at once.)
                 self._draining_until = time.monotonic() + self.rotate_wait
             else:
                 self._switch()
