@@ -11,7 +11,10 @@ import time
 import pytest
 
 from conftest import RawClient, append, wait_until
+from logstream.core import watcher
 from logstream.tools.leanclient import WireClient
+from logstream.web.server import start_server
+from test_follower import hide_linux_calls
 
 # A real server in its own process, so its threads, descriptors and inotify
 # instances can be counted from /proc without the test's own in the way.
@@ -231,3 +234,25 @@ def test_with_inotify_exhausted_polling_takes_over_and_the_log_says_so_once(serv
     log = server.stop()
     assert log.count("inotify is unavailable") == 1, log
     assert "polling files instead" in log
+
+
+def test_the_server_streams_with_the_linux_calls_hidden(tmp_path, monkeypatch):
+    # As on macOS or Windows: no pread, pipe2, O_NOFOLLOW or inotify.
+    wait_until(lambda: watcher.current() is None, message="earlier followers to stop")
+    hide_linux_calls(monkeypatch)
+    path = tmp_path / "app.log"
+    path.write_text("1\n2\n")
+    with start_server(data_dir=tmp_path, port=0) as handle:
+        client = RawClient(handle.url)
+        try:
+            reply = client.call("start_streaming", {"deployment_id": "app", "since": 0})
+            assert reply["next_line"] == 3
+            append(path, "3\n")
+            wait_until(lambda: client.line_numbers() == [1, 2, 3], message="line 3")
+            assert watcher.current().inotify_instances() == 0
+            path.write_text("new 1\n" + "n" * 50 + "\n")  # truncated and regrown
+            wait_until(lambda: client.messages().get(2) == "n" * 50, message="the new file")
+            assert client.messages()[1] == "new 1"
+            assert [s["type"] for s in client.of("status")][-1] == "truncated"
+        finally:
+            client.close()
