@@ -54,6 +54,7 @@ class Follower:
         self.max_line_bytes = max_line_bytes
         self.poll_interval = poll_interval or DEFAULT_POLL_INTERVAL
         self.rotate_wait = DEFAULT_ROTATE_WAIT if rotate_wait is None else rotate_wait
+        self.wants_inotify = use_inotify  # False: polling was asked for (--poll)
         self.use_inotify = use_inotify and inotify_available()
         self.watched = False  # set by the watcher: inotify tells us of changes
         self.watch_key = None

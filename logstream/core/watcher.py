@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import selectors
+import sys
 import threading
 import time
 
@@ -203,6 +204,9 @@ class Watcher:
         if follower.use_inotify and self._watch(follower):
             follower.watched = True
         else:
+            if follower.wants_inotify and not inotify_available():
+                _tell_once("missing", "inotify is unavailable on %s; polling files instead",
+                           sys.platform)
             follower.watched = False
             self._ticking.add(follower)
 
