@@ -12,7 +12,7 @@ import pytest
 
 from conftest import RawClient, append, wait_until
 from logstream.core import watcher
-from logstream.tools.leanclient import WireClient
+from logstream.tools.leanclient import LeanClient
 from logstream.web.server import start_server
 from test_follower import hide_linux_calls
 
@@ -138,7 +138,7 @@ class Joiner:
     """A lean single-threaded Socket.IO client that joins many deployments and reads their lines."""
 
     def __init__(self, url, deployment_ids):
-        self.wire = WireClient(url)
+        self.wire = LeanClient(url)
         self.ids = deployment_ids
         self.replies = []
         self.lines = {}  # deployment id -> {line: message}
