@@ -37,3 +37,8 @@ def format_duration(seconds):
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def lines_text(count):
+    """Return '1 line' or 'N lines', with thousands separated."""
+    return f"{count:,} line" + ("" if count == 1 else "s")

@@ -10,7 +10,8 @@ import anywidget
 import ipywidgets as widgets
 import traitlets
 
-from logstream.clients.describe import describe_line, format_duration, outcome_of, url_of
+from logstream.clients.describe import (describe_line, format_duration, lines_text, outcome_of,
+                                        url_of)
 from logstream.clients.logclient import LogClient
 from logstream.core.deployments import is_valid_id
 
@@ -259,7 +260,7 @@ class LogPane(anywidget.AnyWidget):
 
     def __repr__(self):
         rtt = "—" if self._rtt_ms is None else f"{self._rtt_ms:.1f} ms"
-        return (f"LogPane {self.deployment_id}: {self.status}, {self._count} lines, RTT {rtt} "
+        return (f"LogPane {self.deployment_id}: {self.status}, {lines_text(self._count)}, RTT {rtt} "
                 "(a live widget: JupyterLab 4 or Notebook 7 shows it)")
 
     # -- the front end ------------------------------------------------------
@@ -341,7 +342,7 @@ class LogPane(anywidget.AnyWidget):
         since = self._connected_since
         return {
             "status": status,
-            "count": f"{self._count} lines",
+            "count": lines_text(self._count),
             "duration": f"connected for {format_duration(now - since)}" if since is not None
             else "not connected",
             "rtt": "RTT —" if self._rtt_ms is None else f"RTT {self._rtt_ms:.1f} ms",
