@@ -60,6 +60,11 @@ def main():
 @click.option("--token", envvar="LOGSTREAM_TOKEN", default=None,
               help="Require this token on every route but /healthz, every stream and "
                    "every Socket.IO connection (or set LOGSTREAM_TOKEN).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              envvar="LOGSTREAM_ALLOWED_HOSTS",
+              help="Also answer requests for host NAME (repeatable; '*' for any). "
+                   "By default only loopback names and the bound address are answered, "
+                   "which stops DNS-rebinding pages.")
 @click.option("--message-queue", metavar="URL", default=None,
               help="Share rooms with other workers through Redis (redis://HOST:PORT/DB); "
                    "live lines then come from `logstream ship`.")
@@ -71,7 +76,7 @@ def main():
                    "past it, the spool starts again (as a rotated log).")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotate_wait,
-          token, message_queue, name, spool_bytes, paths):
+          token, allowed_hosts, message_queue, name, spool_bytes, paths):
     """Serve the log viewer and the streaming endpoints.
 
     Each PATH is a log file, a folder (every *.log file under it, now or
@@ -107,13 +112,16 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotat
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.web.vendor`).", fg="yellow", err=True)
-    shown = f"http://{host}:{port}" + (f"/?token={token}" if token else "")
+    # Never the token itself: terminals are shared, scrolled back and logged.
+    shown = f"http://{host}:{port}" + ("  (open /?token=<your token> once)" if token else "")
     served = f"{len(paths)} path(s)" if paths else data_dir
     click.echo(f"logstream serving {served} on {shown}  (Ctrl+C to stop)")
     try:
         serve_forever(data_dir, host=host, port=port, cors=cors, line_interval=line_interval,
                       max_line_bytes=max_line_bytes, use_inotify=not poll,
-                      rotate_wait=rotate_wait, token=token, **worker)
+                      rotate_wait=rotate_wait, token=token,
+                      allowed_hosts=[host_name for names in allowed_hosts
+                                     for host_name in names.split(",")], **worker)
     except KeyboardInterrupt:
         pass
 

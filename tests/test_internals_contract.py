@@ -40,9 +40,12 @@ def test_engineio_threading_websocket_class_and_its_table():
             "it no longer passes its keyword arguments on to simple_websocket.Server")
     eio = engineio.Server(async_mode="threading")
     require(isinstance(getattr(eio, "_async", None), dict)
-            and eio._async.get("websocket") is internals.SimpleWebSocketWSGI,
+            and eio._async.get("websocket") is internals.SimpleWebSocketWSGI
+            and eio._async.get("queue") is not None
+            and "self._async['queue'](" in inspect.getsource(engineio.Server.create_queue),
             "python-engineio", "engineio.Server._async",
-            "it is no longer a dict whose 'websocket' entry is SimpleWebSocketWSGI")
+            "it is no longer a dict whose 'websocket' entry is SimpleWebSocketWSGI and whose "
+            "'queue' entry makes each session's send queue")
 
 
 def test_engineio_sessions_and_their_send_queues(server):
@@ -65,7 +68,10 @@ def test_engineio_sessions_and_their_send_queues(server):
                 "python-engineio", "engineio.socket.Socket.queue",
                 "a session's queue is no longer a queue.Queue (qsize, all_tasks_done, "
                 "unfinished_tasks) or a session has no 'closed'")
-        assert internals.queued_packets(sio_server, sid) >= 0
+        require(isinstance(queue, internals.ByteQueue), "python-engineio",
+                "engineio.socket.Socket.queue",
+                "a session's queue is no longer made from the server's _async['queue']")
+        assert internals.queued_bytes(sio_server, sid) >= 0
 
 
 def test_socketio_client_reconnect_task():

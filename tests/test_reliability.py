@@ -53,9 +53,10 @@ def test_token_guards_routes_streams_and_connections(make_server, request):
         assert http.get(path, params={"token": "wrong"}).status_code == 401
     assert http.get("/api/deployments", headers={"Authorization": "Bearer s3cret"}).json()[0]["id"] == "app"
 
-    # the page given ?token= remembers it, and hands it to its scripts
+    # the page given ?token= remembers it in an HttpOnly cookie, not in the page
     page = http.get("/deployments/app", params={"token": "s3cret"})
-    assert page.status_code == 200 and 'data-token="s3cret"' in page.text
+    assert page.status_code == 200 and "s3cret" not in page.text
+    assert "HttpOnly" in page.headers["set-cookie"]
     assert http.get("/api/deployments").status_code == 200  # the cookie now carries it
 
     with pytest.raises(socketio.exceptions.ConnectionError, match="needs a token"):
@@ -224,7 +225,7 @@ def test_churn_leaves_threads_and_fds_at_baseline(make_server):
 
 
 def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everything(make_server):
-    server = make_server(limits=Limits(max_backlog=200))
+    server = make_server(limits=Limits(max_backlog_bytes=200_000))
     log = server.data_dir / "busy.log"
     log.write_text("")
     fast = LogClient(server.url).connect()
@@ -260,8 +261,8 @@ def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everyth
                 if sid != fast.sio.get_sid()]
     for sid in slow_sid:
         # Its queue stayed bounded: the backlog limit plus at most one read
-        # (1 MiB of 1000-byte lines), not the 30,000 lines written.
-        assert outlet_lines.backlog(sid) <= 200 + 1100
+        # (1 MiB of 1000-byte lines, encoded), not the 30 MB written.
+        assert outlet_lines.backlog(sid) <= 200_000 + 1.2 * (1 << 20)
 
     # Now it reads: it finds a lagging status, and catches up with since.
     seen = []
@@ -290,7 +291,7 @@ def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everyth
 
 
 def test_log_client_catches_up_over_a_huge_history_bounded_by_the_backlog(make_server):
-    server = make_server(limits=Limits(max_backlog=1000))
+    server = make_server(limits=Limits(max_backlog_bytes=50_000))
     log = server.data_dir / "history.log"
     log.write_text("".join(f"h {i}\n" for i in range(1, 10_001)))
     with LogClient(server.url) as client:
@@ -374,7 +375,7 @@ def test_gunicorn_with_threads_serves_and_streams(tmp_path):
 def test_sse_catches_up_over_a_huge_history_in_bounded_pieces(make_server):
     from httpx_sse import connect_sse
 
-    server = make_server(limits=Limits(max_backlog=1000))
+    server = make_server(limits=Limits(max_backlog_bytes=50_000))
     (server.data_dir / "big.log").write_text("".join(f"b {i}\n" for i in range(1, 5001)))
     received, last_id, rounds = [], "0", 0
     with httpx.Client(base_url=server.url, timeout=10) as http:
@@ -397,12 +398,12 @@ def test_sse_catches_up_over_a_huge_history_in_bounded_pieces(make_server):
 
 
 def test_sse_slow_reader_is_cut_off_and_told_where_to_resume(make_server):
-    server = make_server(limits=Limits(max_backlog=500))
+    server = make_server(limits=Limits(max_backlog_bytes=250_000))
     log = server.data_dir / "fast.log"
     log.write_text("")
     sock = socket.create_connection(("127.0.0.1", server.port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.sendall(b"GET /deployments/fast/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /deployments/fast/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     sse_outlet = server.app.extensions["logstream.web.sse"]
     wait_until(lambda: sse_outlet._queues_of("fast"), message="the stream to attach")
     with open(log, "a") as fp:

@@ -1,5 +1,7 @@
 """Simulate deployments: write a realistic, finite log one line at a time."""
 
+import collections
+import os
 import random
 import secrets
 import string
@@ -126,6 +128,7 @@ class Simulator:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._running = {}
+        self._written = collections.deque()  # (id, path) of every log started, oldest first
 
     def start(self):
         """Create a new deployment's log and start writing it; return its id."""
@@ -144,6 +147,7 @@ class Simulator:
             thread = threading.Thread(target=self._write, args=(fp, rng, service, deployment_id),
                                       name=f"simulator:{deployment_id}", daemon=True)
             self._running[deployment_id] = thread
+            self._written.append((deployment_id, path))
         thread.start()
         return deployment_id
 
@@ -151,6 +155,22 @@ class Simulator:
         """Return the ids of deployments still being written."""
         with self._lock:
             return set(self._running)
+
+    def prune(self, keep):
+        """Delete the oldest finished logs this simulator wrote, keeping `keep` of them; return their ids."""
+        removed = []
+        with self._lock:
+            finished = [item for item in self._written if item[0] not in self._running]
+            excess = len(self._written) - keep
+            for item in finished[:max(0, excess)]:
+                self._written.remove(item)
+                removed.append(item)
+        for _, path in removed:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # someone deleted it already
+        return [deployment_id for deployment_id, _ in removed]
 
     def stop(self, timeout=5.0):
         """Stop every writer and wait for them to finish."""

@@ -11,7 +11,7 @@ from logstream.core.deployments import LineCounts
 from logstream.core.follower import DEFAULT_ROTATE_WAIT
 from logstream.core.hub import StreamHub
 from logstream.core.sources import DataDirSources
-from logstream.web.limits import Limits
+from logstream.web.limits import ClientLimits, Limits
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
 from logstream.core.simulator import Simulator
 from logstream.web.websocket import LogPacket, install as install_transport
@@ -35,6 +35,7 @@ class LogstreamState:
     simulator: Simulator
     line_counts: LineCounts
     limits: Limits
+    clients: ClientLimits
     shutdown_hooks: list = field(default_factory=list)
     # What ids mean: the data dir's <id>.log files, or the paths named on the command line.
     sources: object = None
@@ -44,7 +45,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
                rotate_wait=DEFAULT_ROTATE_WAIT,
                cors=None, token=None, limits=None, ping_interval=25, make_hub=None,
-               sources=None, test_config=None):
+               sources=None, allowed_hosts=None, test_config=None):
     """Create and configure the logstream Flask app and its Socket.IO server.
 
     ``token`` (default: the LOGSTREAM_TOKEN environment variable) makes every
@@ -58,8 +59,13 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     ``sources`` (a :class:`logstream.core.sources.FollowedSet`) serves the
     files, folders and standard input it names instead of ``data_dir``, with
     simulated deployments turned off.
+    ``allowed_hosts`` (default: the comma-separated LOGSTREAM_ALLOWED_HOSTS)
+    adds host names the server answers to besides loopback ones; ``"*"``
+    allows any (see docs/reliability.md, "DNS rebinding").
     """
-    from logstream.web import auth, events, files, sse, urls, views
+    from logstream.web import auth, events, files, internals, sse, urls, views
+    from logstream.web.hosts import HostCheck
+    from logstream.web.sessions import SessionSweeper
 
     app = Flask("logstream", template_folder=str(TEMPLATE_DIR),
                 static_folder=str(PACKAGE_DIR / "static"))
@@ -89,7 +95,8 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     app.config.setdefault("LOGSTREAM_MAX_LINE_BYTES", max_line_bytes)
     app.extensions["logstream"] = LogstreamState(
         data_dir=data_dir, hub=hub, simulator=simulator,
-        line_counts=LineCounts(), limits=limits, sources=sources)
+        line_counts=LineCounts(), limits=limits, clients=ClientLimits(limits),
+        sources=sources)
     app.extensions["logstream"].shutdown_hooks.append(sources.close)
 
     socketio = SocketIO(
@@ -101,7 +108,10 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         serializer=LogPacket,
         logger=False, engineio_logger=False, **queue_options)
     install_transport(socketio)
-    events.register_events(socketio, hub, limits)
+    internals.install_byte_queues(socketio)
+    events.register_events(socketio, hub, limits, app.extensions["logstream"].clients)
+    sweeper = SessionSweeper(socketio, limits.connect_timeout).start()
+    app.extensions["logstream"].shutdown_hooks.append(sweeper.stop)
     sse_outlet = sse.SSEOutlet()
     hub.outlets.append(sse_outlet)
     app.extensions["logstream.web.sse"] = sse_outlet
@@ -110,4 +120,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     app.register_blueprint(views.bp)
     app.register_blueprint(sse.bp)
     files.init_app(app)
+    if allowed_hosts is None:
+        allowed_hosts = os.environ.get("LOGSTREAM_ALLOWED_HOSTS", "").split(",")
+    # Outermost, so Engine.IO's handshakes are checked too.
+    app.wsgi_app = HostCheck(app.wsgi_app, allowed_hosts)
+    app.extensions["logstream.web.hosts"] = app.wsgi_app
     return app

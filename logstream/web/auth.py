@@ -1,8 +1,11 @@
 """Optional shared-token access control for every route, stream and connection."""
 
 import hmac
+import logging
 
 from flask import current_app, jsonify, make_response, request
+
+log = logging.getLogger(__name__)
 
 COOKIE = "logstream_token"
 OPEN_PATHS = ("/healthz",)
@@ -14,9 +17,13 @@ def required_token():
 
 
 def presented_token(auth=None):
-    """Return the token a request carries: Socket.IO auth, bearer header, query or cookie."""
-    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
-        return auth["token"]
+    """Return the token a request carries: Socket.IO auth, bearer header, query or cookie.
+
+    A Socket.IO auth payload with a token that is not a string carries no
+    token at all: it is refused, not passed over for a cookie.
+    """
+    if isinstance(auth, dict) and "token" in auth:
+        return auth["token"] if isinstance(auth["token"], str) else None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         return header[len("Bearer "):]
@@ -24,14 +31,25 @@ def presented_token(auth=None):
 
 
 def token_ok(auth=None):
-    """Return True when no token is required or the request carries the right one."""
-    required = required_token()
-    if not required:
-        return True
-    presented = presented_token(auth)
-    # compare_digest: the time taken does not reveal how much of a guess was right.
-    return isinstance(presented, str) and hmac.compare_digest(
-        presented.encode(), required.encode())
+    """Return True when no token is required or the request carries the right one.
+
+    Fails closed: whatever goes wrong while checking means "refused".
+    """
+    try:
+        required = required_token()
+        if not required:
+            return True
+        presented = presented_token(auth)
+        if not isinstance(presented, str):
+            return False
+        # surrogatepass: an unpaired surrogate (valid JSON, invalid UTF-8) is
+        # just a wrong guess. compare_digest: the time taken does not reveal
+        # how much of a guess was right.
+        return hmac.compare_digest(presented.encode("utf-8", "surrogatepass"),
+                                   required.encode("utf-8", "surrogatepass"))
+    except Exception:  # noqa: BLE001 - any failure to check is a refusal
+        log.exception("refusing a request whose token could not be checked")
+        return False
 
 
 def check_request():

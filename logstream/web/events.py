@@ -10,10 +10,9 @@ from collections import Counter
 from flask import request
 from flask_socketio import ConnectionRefusedError, emit
 
-from logstream.web import auth
+from logstream.web import auth, internals
 from logstream.core.deployments import UnknownDeployment
-from logstream.web.internals import queued_packets
-from logstream.web.limits import ClientLimits
+from logstream.web.limits import PIECE_BYTES, ClientLimits, byte_pieces
 from logstream.web.websocket import RawJSON
 from logstream.web.validation import (RequestError, start_streaming_request,
                          stop_streaming_request)
@@ -86,9 +85,9 @@ def batch_json(deployment_id, lines, historical=False):
 class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
-    def __init__(self, socketio, max_backlog, on_lagging, on_failed=None):
+    def __init__(self, socketio, max_backlog_bytes, on_lagging, on_failed=None):
         self.socketio = socketio
-        self.max_backlog = max_backlog
+        self.max_backlog_bytes = max_backlog_bytes
         self.on_lagging = on_lagging
         self.on_failed = on_failed
         # How many clients want each kind of event, so no packet is encoded
@@ -97,14 +96,16 @@ class SocketOutlet:
         self.batch_members = Counter()
 
     def backlog(self, sid):
-        """Return how many packets are queued for a client and not yet sent."""
-        return queued_packets(self.socketio.server, sid)
+        """Return how many bytes are queued for a client and not yet sent."""
+        return internals.queued_bytes(self.socketio.server, sid)
 
     def shed_laggards(self, deployment_id, room, lines):
         """Take clients whose backlog is full out of the room before it grows further."""
         manager = self.socketio.server.manager
         for sid, _ in list(manager.get_participants("/", room)):
-            if self.backlog(sid) > self.max_backlog:
+            if self.backlog(sid) > self.max_backlog_bytes:
+                log.warning("client %s is lagging: over %d bytes wait to be sent to it "
+                            "(Limits.max_backlog_bytes)", sid, self.max_backlog_bytes)
                 self.on_lagging(sid, deployment_id,
                                 lagging_status(deployment_id, lines[0][0] - 1, len(lines)))
 
@@ -131,8 +132,12 @@ class SocketOutlet:
             self.on_failed(deployment_id, keys, dict(payload, deployment_id=deployment_id))
 
 
-def register_events(socketio, hub, limits):
-    """Attach the logstream protocol's event handlers to socketio."""
+def register_events(socketio, hub, limits, clients=None):
+    """Attach the logstream protocol's event handlers to socketio.
+
+    ``clients`` is the ClientLimits shared with the SSE route, so both count
+    toward the same connection and stream caps.
+    """
     lock = threading.Lock()
     streams = {}  # sid -> {deployment_id: batch?}
     joined = set()  # (sid, deployment_id) whose client is in the room
@@ -142,7 +147,7 @@ def register_events(socketio, hub, limits):
     # subscribe. A few locks per client, picked by the deployment's hash,
     # keep joins of different deployments from waiting on each other.
     client_locks = {}
-    clients = ClientLimits(limits)
+    clients = clients or ClientLimits(limits)
 
     def drop_lagging(sid, deployment_id, status):
         # Runs on the follower thread; the client catches up from disk with
@@ -167,12 +172,13 @@ def register_events(socketio, hub, limits):
                 if batch is not None:
                     (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
             if batch is not None:
+                clients.close_stream()
                 socketio.server.leave_room(
                     sid, batch_room(deployment_id) if batch else line_room(deployment_id),
                     namespace="/")
             socketio.emit("stream_error", payload, to=sid)
 
-    outlet = SocketOutlet(socketio, limits.max_backlog, drop_lagging, source_failed)
+    outlet = SocketOutlet(socketio, limits.max_backlog_bytes, drop_lagging, source_failed)
     hub.outlets.append(outlet)
 
     def refuse(error):
@@ -186,13 +192,15 @@ def register_events(socketio, hub, limits):
                 "invalid_payload", f"{event} takes one argument, not {len(args)}.")
         return args[0] if args else None
 
-    def leave(sid, deployment_id):
+    def leave(sid, deployment_id, release=True):
         with lock:
             joined.discard((sid, deployment_id))
             batch = streams.get(sid, {}).pop(deployment_id, None)
             if batch is None:
                 return False
             (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
+        if release:
+            clients.close_stream()
         hub.unsubscribe(deployment_id, sid)
         socketio.server.leave_room(
             sid, batch_room(deployment_id) if batch else line_room(deployment_id),
@@ -207,16 +215,29 @@ def register_events(socketio, hub, limits):
 
     @socketio.on("connect")
     def connect(auth_payload=None):
-        if not auth.token_ok(auth_payload):
+        # Fails closed: an exception here would reach the default error
+        # handler, whose reply Flask-SocketIO takes for "accepted".
+        sid = request.sid
+        try:
+            if not auth.token_ok(auth_payload):
+                raise ConnectionRefusedError(
+                    "This logstream server needs a token: connect with auth {\"token\": ...}.")
+            if not clients.admit(sid):
+                raise ConnectionRefusedError(
+                    "This logstream server is full; try again later.")
+            with lock:
+                streams[sid] = {}
+                client_locks[sid] = [threading.Lock() for _ in range(CLIENT_LOCKS)]
+        except ConnectionRefusedError:
+            raise
+        except Exception:  # noqa: BLE001 - any failure to check is a refusal
+            log.exception("refusing a connection that could not be checked")
+            clients.disconnected(sid)
+            with lock:
+                streams.pop(sid, None)
+                client_locks.pop(sid, None)
             raise ConnectionRefusedError(
-                "This logstream server needs a token: connect with auth {\"token\": ...}.")
-        if clients.count() >= limits.max_connections:
-            raise ConnectionRefusedError(
-                "This logstream server is full; try again later.")
-        clients.connected(request.sid)
-        with lock:
-            streams[request.sid] = {}
-            client_locks[request.sid] = [threading.Lock() for _ in range(CLIENT_LOCKS)]
+                "The server failed to check this connection; it was logged.") from None
 
     @socketio.on("disconnect")
     def disconnect(reason=None):
@@ -271,7 +292,12 @@ def register_events(socketio, hub, limits):
             others = set(streams.get(sid, ())) - {deployment_id}
         if len(others) >= limits.streams_per_client:
             return refuse(too_many_streams(len(others)))
-        leave(sid, deployment_id)  # joining again replaces the old subscription
+        # Joining again replaces the old subscription and keeps its place
+        # among the server's streams; a new one needs a free place.
+        if not leave(sid, deployment_id, release=False) and not clients.open_stream():
+            return refuse(RequestError(
+                "too_many_streams",
+                "This server has as many streams open as it may; try again later."))
         reply = {}
         attached = threading.Event()
 
@@ -283,8 +309,11 @@ def register_events(socketio, hub, limits):
                       "batch": batch}
             socketio.emit("status", status, to=sid)
             sent = 0
-            for lines in history:
-                if sent >= limits.max_backlog:
+            piece_bytes = min(PIECE_BYTES, limits.max_backlog_bytes // 4)
+            for lines in (piece for read in history for piece in byte_pieces(read, piece_bytes)):
+                # Counted against what is already queued for this client,
+                # so repeated requests for history don't stack up.
+                if outlet.backlog(sid) >= limits.max_backlog_bytes:
                     # Too much history to queue at once: send the rest when
                     # the client asks again, so memory stays bounded.
                     socketio.emit("status", lagging_status(
@@ -321,6 +350,7 @@ def register_events(socketio, hub, limits):
 
         with lock:
             if sid not in streams:
+                clients.close_stream()
                 return None  # disconnected meanwhile
             # Checked again where it is taken: another join of this client
             # (another deployment) may have got in since.
@@ -329,6 +359,7 @@ def register_events(socketio, hub, limits):
                 streams[sid][deployment_id] = batch
                 (outlet.batch_members if batch else outlet.line_members)[deployment_id] += 1
         if streaming >= limits.streams_per_client:
+            clients.close_stream()
             return refuse(too_many_streams(streaming))
         waiting[sid, deployment_id] = (attached, reply)
         try:
@@ -338,6 +369,7 @@ def register_events(socketio, hub, limits):
             with lock:
                 streams[sid].pop(deployment_id, None)
                 (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
+            clients.close_stream()
             return refuse(RequestError(
                 "unknown_deployment", f"There is no deployment called {deployment_id!r}."))
         except BaseException:
@@ -348,8 +380,11 @@ def register_events(socketio, hub, limits):
         if "error" in reply:
             # Its source failed before it joined (source_failed told it).
             with lock:
-                if streams.get(sid, {}).pop(deployment_id, None) is not None:
+                dropped = streams.get(sid, {}).pop(deployment_id, None) is not None
+                if dropped:
                     (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
+            if dropped:
+                clients.close_stream()
             hub.unsubscribe(deployment_id, sid)
         return reply or None
 

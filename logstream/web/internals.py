@@ -7,6 +7,7 @@ tests/test_internals_contract.py checks every name against the installed
 versions, failing with a sentence that names the package and what changed.
 """
 
+import queue
 import threading
 import time
 
@@ -20,8 +21,10 @@ PRIVATE_NAMES = {
     "python-engineio": {
         "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI":
             "the threading WebSocket class FastWebSocket extends",
-        "engineio.Server._async": "the table that says which WebSocket class a server uses",
-        "engineio.Server.sockets": "every open Engine.IO session, to close them at shutdown",
+        "engineio.Server._async":
+            "the table that says which WebSocket class and which send queue a server uses",
+        "engineio.Server.sockets":
+            "every open Engine.IO session, to close them at shutdown or when they never join",
         "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
     },
     "python-socketio": {
@@ -49,13 +52,6 @@ def use_websocket_class(eio, websocket_class):
         eio._async = dict(eio._async, websocket=websocket_class)
 
 
-def queued_packets(sio_server, sid, namespace="/"):
-    """Return how many packets wait to be sent to a Socket.IO client (0 when it is gone)."""
-    eio_sid = sio_server.manager.eio_sid_from_sid(sid, namespace)
-    session = sio_server.eio.sockets.get(eio_sid) if eio_sid else None
-    return session.queue.qsize() if session is not None else 0
-
-
 def close_sessions(eio, timeout=2.0):
     """Close every Engine.IO session, waiting at most timeout for the goodbyes to go out.
 
@@ -74,6 +70,93 @@ def close_sessions(eio, timeout=2.0):
                 lambda: not session.queue.unfinished_tasks,
                 max(0.0, deadline - time.monotonic()))
     eio.sockets = {}
+
+
+# -- python-engineio: backlogs in bytes, sessions that never join ----------------
+
+# What Engine.IO's writer may take off a client's queue at once. Its poll()
+# drains the whole queue into a list before sending; bounded here, a client
+# that stops reading holds at most this much outside the counted queue.
+WRITE_BATCH_BYTES = 1 << 20
+
+
+def packet_size(pkt):
+    """Return about how many bytes an Engine.IO packet takes on the wire."""
+    if pkt is None:
+        return 0
+    data = getattr(pkt, "data", None)
+    if isinstance(data, (str, bytes)):
+        # Socket.IO payloads are ASCII (json escapes the rest), so characters
+        # are bytes; the 1 is the Engine.IO packet type.
+        return len(data) + 1
+    return 64
+
+
+class ByteQueue(queue.Queue):
+    """An Engine.IO send queue that knows how many bytes it holds."""
+
+    def _init(self, maxsize):
+        super()._init(maxsize)
+        self.bytes = 0
+        self._batch = 0
+
+    def _put(self, item):
+        self.bytes += packet_size(item)
+        super()._put(item)
+
+    def _get(self):
+        item = super()._get()
+        self.bytes -= packet_size(item)
+        return item
+
+    def get(self, block=True, timeout=None):
+        if not block:
+            with self.mutex:
+                if self.queue and self._batch + packet_size(self.queue[0]) > WRITE_BATCH_BYTES:
+                    # Ends the writer's batch here; the rest waits, counted.
+                    self._batch = 0
+                    raise queue.Empty
+        item = super().get(block, timeout)
+        # A blocking get starts the writer's next batch.
+        self._batch = packet_size(item) + (0 if block else self._batch)
+        return item
+
+
+def install_byte_queues(socketio):
+    """Make every Engine.IO session of socketio queue its packets in a ByteQueue."""
+    eio = socketio.server.eio
+    # Engine.IO builds each session's queue with _async["queue"]; a copy,
+    # because the stock dict is shared by every Engine.IO server in the process.
+    eio._async = dict(eio._async, queue=ByteQueue)
+
+
+def queued_bytes(sio_server, sid, namespace="/"):
+    """Return how many bytes wait to be sent to a Socket.IO client (0 when it is gone)."""
+    eio_sid = sio_server.manager.eio_sid_from_sid(sid, namespace)
+    session = sio_server.eio.sockets.get(eio_sid) if eio_sid else None
+    return getattr(getattr(session, "queue", None), "bytes", 0)
+
+
+def engineio_sessions(socketio):
+    """Return the Engine.IO session ids open right now."""
+    return list(socketio.server.eio.sockets)
+
+
+def joined_namespace(socketio, eio_sid):
+    """Return True when the Engine.IO session has joined the Socket.IO namespace."""
+    return socketio.server.manager.sid_from_eio_sid(eio_sid, "/") is not None
+
+
+def close_session(socketio, eio_sid):
+    """Close an Engine.IO session without waiting for its client; return False if already closed."""
+    sock = socketio.server.eio.sockets.get(eio_sid)
+    if sock is None or sock.closed:
+        return False
+    # Engine.IO's own disconnect() waits for the queue to drain, forever
+    # when the client doesn't read; otherwise this is what it does.
+    sock.close(wait=False, abort=False)
+    socketio.server.eio.sockets.pop(eio_sid, None)
+    return True
 
 
 # -- python-socketio ---------------------------------------------------------------

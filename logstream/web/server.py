@@ -3,6 +3,7 @@
 import collections
 import html
 import logging
+import re
 import socket
 import threading
 from urllib.parse import quote, urlencode
@@ -11,9 +12,42 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from logstream.web.app import create_app
 from logstream.web.internals import close_sessions
+from logstream.web.hosts import names_for_bind
 
 # Loggers whose output must stay out of notebook cells in quiet mode.
 SERVER_LOGGERS = ("werkzeug", "logstream", "engineio.server", "socketio.server")
+# Seconds a new connection may take to send its request line and headers;
+# a connection that sends nothing would otherwise hold a thread forever.
+HEADER_TIMEOUT = 10.0
+# Query parameters whose values are secrets: the token, and Engine.IO's
+# session id, which lets whoever knows it speak for the session.
+_SECRET_PARAMS = re.compile(r"([?&](?:token|sid)=)[^&\s\"]*")
+
+log = logging.getLogger(__name__)
+
+
+def redact(text):
+    """Return text with the values of secret query parameters replaced by '…'."""
+    return _SECRET_PARAMS.sub(r"\1…", text)
+
+
+def raise_fd_limit():
+    """Raise this process's soft limit on open files to its hard limit; return the new limit."""
+    try:
+        import resource
+    except ImportError:
+        return None  # Windows: no such limit to raise
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == hard or soft == resource.RLIM_INFINITY:
+        return soft
+    # Each connection is a descriptor; the common soft limit of 1,024 is
+    # reached long before the connection cap.
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft
+    return target
 
 
 class MemoryLog(logging.Handler):
@@ -30,6 +64,26 @@ class MemoryLog(logging.Handler):
 
 class RequestHandler(WSGIRequestHandler):
     """Werkzeug's handler, sending small frames at once and closing finished WebSockets."""
+
+    header_timeout = HEADER_TIMEOUT
+
+    def handle_one_request(self):
+        # The timeout covers waiting for the request line and headers only:
+        # streams and WebSockets may stay quiet much longer.
+        # A timeout ends the connection with a "Request timed out" log line.
+        self.connection.settimeout(self.header_timeout)
+        super().handle_one_request()
+
+    def parse_request(self):
+        ok = super().parse_request()
+        # Back to blocking: simple-websocket reads this socket and would
+        # take a timeout for a broken connection.
+        self.connection.settimeout(None)
+        return ok
+
+    def log(self, type, message, *args):
+        # Request lines carry query strings, and so any ?token= or guess.
+        super().log(type, "%s", redact(message % args))
 
     def setup(self):
         super().setup()
@@ -64,7 +118,7 @@ class QuietRequestHandler(RequestHandler):
     def log(self, type, message, *args):
         logging.getLogger("werkzeug").log(
             logging.ERROR if type == "error" else logging.INFO,
-            "%s - %s", self.address_string(), message % args)
+            "%s - %s", self.address_string(), redact(message % args))
 
 
 class ServerHandle:
@@ -191,21 +245,37 @@ def _quiet_logging():
     return memory_log
 
 
-def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_options):
+def make_httpd(app, host, port, handler=RequestHandler, header_timeout=HEADER_TIMEOUT):
+    """Return a threaded HTTP server for app on host:port, answering to host's name too."""
+    limit = raise_fd_limit()
+    if limit is not None:
+        log.info("open files allowed: %d", limit)
+    handler = type(handler.__name__, (handler,), {"header_timeout": header_timeout})
+    httpd = track_connections(make_server(host, port, app, threaded=True,
+                                          request_handler=handler))
+    hosts = app.extensions.get("logstream.web.hosts")
+    if hosts is not None:
+        hosts.allow(*names_for_bind(host))
+    return httpd
+
+
+def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True,
+                 header_timeout=HEADER_TIMEOUT, **app_options):
     """Start a logstream server in a background thread and return its handle.
 
     ``port=0`` picks a free port; the handle's ``url`` tells which. With
     ``quiet`` the server prints nothing (its log is kept in ``handle.logs()``),
     so it can run inside a Jupyter kernel without filling cells.
+    ``header_timeout`` is how long a connection may take to send its
+    request's headers before it is closed.
     """
     memory_log = _quiet_logging() if quiet else None
     app = create_app(data_dir, **app_options)
     if memory_log is not None:
         app.logger.handlers[:] = [memory_log]
         app.logger.propagate = False
-    httpd = track_connections(make_server(
-        host, port, app, threaded=True,
-        request_handler=QuietRequestHandler if quiet else RequestHandler))
+    httpd = make_httpd(app, host, port, QuietRequestHandler if quiet else RequestHandler,
+                       header_timeout)
     thread = threading.Thread(target=httpd.serve_forever, name=f"logstream:{httpd.port}",
                               daemon=True)
     thread.start()
@@ -213,11 +283,10 @@ def start_server(data_dir=None, host="127.0.0.1", port=0, quiet=True, **app_opti
 
 
 def serve_forever(data_dir=None, host="127.0.0.1", port=5000, app_factory=create_app,
-                  **app_options):
+                  header_timeout=HEADER_TIMEOUT, **app_options):
     """Serve in the foreground until interrupted (the `logstream serve` command)."""
     app = app_factory(data_dir, **app_options)
-    httpd = track_connections(
-        make_server(host, port, app, threaded=True, request_handler=RequestHandler))
+    httpd = make_httpd(app, host, port, RequestHandler, header_timeout)
     handle = ServerHandle(app, httpd, None)
     try:
         httpd.serve_forever()

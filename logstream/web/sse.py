@@ -1,6 +1,7 @@
 """Server-Sent Events: the one-way counterpart of the Socket.IO stream."""
 
 import json
+import logging
 import queue
 import select
 import socket
@@ -10,7 +11,10 @@ import time
 from flask import Blueprint, Response, current_app, request
 
 from logstream.core.deployments import UnknownDeployment
+from logstream.web.limits import PIECE_BYTES, byte_pieces
 from logstream.web.validation import RequestError, deployment_id_from, since_from
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("sse", __name__)
 
@@ -46,28 +50,33 @@ def status_frame(payload, retry_ms=None):
 
 
 class Backlog:
-    """One SSE response's queue of frames, bounded by the number of lines waiting in it."""
+    """One SSE response's queue of frames, bounded by the bytes waiting in it."""
 
-    def __init__(self, max_lines):
-        self.max_lines = max_lines
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
         self._queue = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._lines = 0
+        self._bytes = 0
 
     def put(self, frame, lines=0):
-        """Queue a frame holding `lines` lines; return False, queuing nothing, when full."""
+        """Queue a frame holding `lines` lines; return False, queuing nothing, when full.
+
+        Frames without lines (statuses) are always queued, and counted.
+        """
+        size = len(frame) if isinstance(frame, str) else 0  # ASCII: json escapes the rest
         with self._lock:
-            if lines and self._lines + lines > self.max_lines:
+            # An empty queue takes any frame, so a huge read still goes through.
+            if lines and self._bytes and self._bytes + size > self.max_bytes:
                 return False
-            self._lines += lines
-        self._queue.put((frame, lines))
+            self._bytes += size
+        self._queue.put((frame, size))
         return True
 
     def get(self, timeout):
         """Return the next frame, or raise queue.Empty after timeout seconds."""
-        frame, lines = self._queue.get(timeout=timeout)
+        frame, size = self._queue.get(timeout=timeout)
         with self._lock:
-            self._lines -= lines
+            self._bytes -= size
         return frame
 
     def lag(self, deployment_id, last_line, skipped):
@@ -113,6 +122,8 @@ class SSEOutlet:
             if not q.put(frames, len(lines)):
                 # A slow reader: stop feeding it; EventSource comes back with
                 # Last-Event-ID and catches up from disk.
+                log.warning("an SSE reader of %s is lagging: over %d bytes wait to be sent "
+                            "to it (Limits.max_backlog_bytes)", deployment_id, q.max_bytes)
                 self.remove(deployment_id, q)
                 q.lag(deployment_id, lines[0][0] - 1, len(lines))
 
@@ -194,8 +205,16 @@ def events(deployment_id):
     outlet = current_app.extensions["logstream.web.sse"]
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
     sock = request.environ.get("werkzeug.socket")
-    q = Backlog(state.limits.max_backlog)
+    q = Backlog(state.limits.max_backlog_bytes)
     key = q  # the hub hands a failed source's keys back: this queue is told
+    if not state.clients.admit(key):
+        return {"error": "server_full",
+                "message": "This logstream server is full; try again later."}, 503
+    if not state.clients.open_stream():
+        state.clients.disconnected(key)
+        return {"error": "too_many_streams",
+                "message": "This server has as many streams open as it may; "
+                           "try again later."}, 503
 
     def on_attach(history, first_line, next_line):
         # On the follower thread: history, then live lines join the same queue.
@@ -203,7 +222,8 @@ def events(deployment_id):
                             "first_line": first_line, "next_line": next_line},
                            retry_ms=RETRY_MS))
         sent = first_line - 1
-        for lines in history:
+        piece_bytes = min(PIECE_BYTES, q.max_bytes // 4)
+        for lines in (piece for read in history for piece in byte_pieces(read, piece_bytes)):
             if not q.put("".join(line_frame(n, text) for n, text in lines), len(lines)):
                 # More history than one stream may queue: send the rest after
                 # EventSource reconnects, so memory stays bounded.
@@ -214,9 +234,14 @@ def events(deployment_id):
 
     try:
         state.hub.subscribe(deployment_id, key, on_attach, since=since, tail=HISTORY_TAIL)
-    except UnknownDeployment:
-        return {"error": "unknown_deployment",
-                "message": f"There is no deployment called {deployment_id!r}."}, 404
+    except BaseException as exc:
+        # Not streaming after all: give back its places.
+        state.clients.close_stream()
+        state.clients.disconnected(key)
+        if isinstance(exc, UnknownDeployment):
+            return {"error": "unknown_deployment",
+                    "message": f"There is no deployment called {deployment_id!r}."}, 404
+        raise
 
     def stream():
         # The retry hint travels with the first frame, streaming_started.
@@ -242,6 +267,8 @@ def events(deployment_id):
         # the client left before the first byte was sent.
         state.hub.unsubscribe(deployment_id, key)
         outlet.remove(deployment_id, q)
+        state.clients.close_stream()
+        state.clients.disconnected(key)
 
     response = Response(stream(), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache",

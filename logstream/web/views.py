@@ -1,16 +1,22 @@
 """HTTP routes: the deployment list, the viewer page, the JSON API and health."""
 
+import logging
+import threading
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, abort, current_app, jsonify, make_response,
                    redirect, render_template, request, url_for)
 
-from logstream.web.auth import presented_token, required_token
 from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
 from logstream.web.urls import relative_url_for
 from logstream.web.validation import RequestError, deployment_id_from
 
+log = logging.getLogger(__name__)
+
 bp = Blueprint("views", __name__)
+# Held while checking the number of simulations and starting one.
+_starting = threading.Lock()
 
 
 def state():
@@ -66,13 +72,43 @@ def index():
                            simulates=state().sources.simulates)
 
 
+def same_origin():
+    """Return True unless the browser says the request comes from another site.
+
+    Clients that are not browsers (curl, httpx) send neither header. The
+    port counts: a page on another port of this host is another origin,
+    though the cookie would go with its request.
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
 @bp.post("/deployments")
 def new_deployment():
-    if not state().sources.simulates:
+    st = state()
+    if not same_origin():
+        return error_response(403, "cross_origin",
+                              "New deployments can only be started from this server's own "
+                              "pages (same origin).")
+    if not st.sources.simulates:
         return error_response(409, "not_simulating",
                               "This server follows the files it was given; it doesn't "
                               "start simulated deployments.")
-    deployment_id = state().simulator.start()
+    if not st.clients.allow_deployment():
+        return error_response(429, "rate_limited",
+                              "Too many new deployments; slow down and try again in a second.")
+    with _starting:
+        if len(st.simulator.running()) >= st.limits.max_simulations:
+            log.warning("new deployment refused: %d simulations are running "
+                        "(Limits.max_simulations)", st.limits.max_simulations)
+            return error_response(429, "too_many_deployments",
+                                  f"{st.limits.max_simulations} simulated deployments are "
+                                  "running already; wait for one to finish.")
+        deployment_id = st.simulator.start()
+    st.simulator.prune(st.limits.max_simulation_files)
     url = url_for("views.deployment", deployment_id=deployment_id)
     if wants_json():
         response = jsonify(deployment_id=deployment_id, url=url)
@@ -87,8 +123,9 @@ def new_deployment():
 @bp.get("/deployments/<deployment_id>")
 def deployment(deployment_id):
     deployment_or_404(deployment_id)
-    return render_template("deployment.html", deployment_id=deployment_id,
-                           token=presented_token() if required_token() else None)
+    # No token in the page: the cookie set by auth carries it, out of the
+    # scripts' reach.
+    return render_template("deployment.html", deployment_id=deployment_id)
 
 
 @bp.get("/api/deployments")
