@@ -405,6 +405,8 @@ def test_a_token_protected_server_streams_to_the_page(browser, tmp_path):
             tabs = Tabs(context, handle.url)
             refused = context.request.get(handle.url + "/deployments/guarded")
             assert refused.status == 401
+            requested = []
+            context.on("request", lambda request: requested.append(request.url))
             page = tabs.open(path="/deployments/guarded?token=s3cret")
             wait_streaming(tabs, page)
             wait_for_line(page, 3)
@@ -414,6 +416,12 @@ def test_a_token_protected_server_streams_to_the_page(browser, tmp_path):
             wait_for_line(page, 5)
             assert shown(page) == [[i, f"line {i}"] for i in range(1, 6)]
             assert tabs.unexpected_errors() == []
+            # The HttpOnly cookie carries the token: the page can't read it,
+            # and builds no URL with it.
+            assert "s3cret" not in page.content()
+            assert page.evaluate("document.cookie") == ""
+            streams = [url for url in requested if "/events" in url or "/socket.io" in url]
+            assert streams and not [url for url in streams if "s3cret" in url]
         finally:
             context.close()
 

@@ -14,7 +14,6 @@
   // The app's root as this page's address reaches it: behind a proxy that
   // serves the app at /proxy/PORT/ the root is there, not at "/".
   const rootUrl = new URL(root.dataset.rootUrl || "/", window.location.href);
-  const token = root.dataset.token || null;
   const $ = (id) => document.getElementById(id);
   const ui = {
     status: $("status"), note: $("status-note"), error: $("error"),
@@ -261,7 +260,8 @@
     socket = io({
       path: rootUrl.pathname + "socket.io/",
       transports: [transport],
-      auth: token ? { token } : undefined,
+      // A token server's HttpOnly cookie goes with every same-origin
+      // request, the handshake included: the page never holds the token.
       // Come back quickly after a server restart, without hammering it.
       reconnectionDelay: 500,
       reconnectionDelayMax: 3000,
@@ -298,7 +298,6 @@
   function connectSSE() {
     const params = new URLSearchParams();
     if (lastLine > 0) params.set("since", lastLine);
-    if (token) params.set("token", token);
     const query = params.toString();
     source = new EventSource(eventsUrl + (query ? "?" + query : ""));
     source.onopen = () => { setStatus("connected"); showError(""); };
