@@ -450,3 +450,47 @@ def test_the_token_appears_in_no_log_page_or_banner(make_server, tmp_path):
     process.terminate()
     out, err = process.communicate(timeout=15)
     assert url in out and TOKEN not in out + err
+
+
+# -- hostile files -------------------------------------------------------------------------
+
+def test_a_fifo_renamed_over_a_streamed_log_does_not_block_streaming(make_server, tmp_path):
+    # Polling: open() is the same with either watcher, and polling needs
+    # no inotify instance from a machine where other processes may hold them all.
+    server = make_server(use_inotify=False, poll_interval=0.05)
+    log = server.data_dir / "app.log"
+    log.write_text("one\n")
+    (server.data_dir / "other.log").write_text("other\n")
+    client = RawClient(server.url)
+    fifo = tmp_path / "fifo"
+    try:
+        assert client.call("start_streaming", {"deployment_id": "app"})["type"] == \
+            "streaming_started"
+        os.mkfifo(fifo)
+        os.rename(fifo, log)
+        wait_until(lambda: any(s["type"] == "deleted" for s in client.of("status")),
+                   message="the FIFO to count as no log at all")
+        # The hub is not held: others join and stream at once.
+        other = RawClient(server.url)
+        try:
+            assert other.call("start_streaming", {"deployment_id": "other"},
+                              timeout=5)["type"] == "streaming_started"
+            # A FIFO is no log: answered at once, not after a blocked open().
+            assert other.call("start_streaming", {"deployment_id": "app"},
+                              timeout=5)["error"] == "unknown_deployment"
+            wait_until(lambda: other.messages("other") == {1: "other"})
+        finally:
+            other.close()
+        replacement = server.data_dir / "new.tmp"
+        replacement.write_text("back\n")
+        os.rename(replacement, log)
+        wait_until(lambda: "back" in client.messages("app").values(),
+                   message="a regular file to stream again")
+    finally:
+        client.close()
+        if log.is_fifo():
+            try:
+                # Unblock a follower stuck opening it, so the server can stop.
+                os.close(os.open(log, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass  # no reader: nothing is stuck

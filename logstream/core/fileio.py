@@ -30,7 +30,10 @@ def read_at(fd, size, offset):
 
 def open_no_follow(path):
     """Open path read-only, refusing a symlink (OSError ELOOP) so nothing outside it is read."""
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    # O_NONBLOCK: a FIFO put in a log's place would block open() until
+    # someone writes to it; callers check that what they opened is a file.
+    flags = (os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+             | getattr(os, "O_NONBLOCK", 0))
     nofollow = getattr(os, "O_NOFOLLOW", None)
     if nofollow is not None:
         return os.open(path, flags | nofollow)
