@@ -342,6 +342,24 @@ def test_filter_hides_lines_without_losing_them(tabs, logs):
     assert line_numbers(page) == list(range(1, 33))
 
 
+def test_a_catastrophic_regex_filter_is_stopped_and_the_tab_stays_responsive(tabs, logs):
+    deployment_id, path = logs.make(0)
+    page = open_connected(tabs, deployment_id)
+    # /(a+)+$/ backtracks exponentially on a run of a's that ends in b:
+    # on the page's own thread, one such line would freeze the tab.
+    append(path, "".join(f"{'a' * 32}b {i}\n" for i in range(1, 6)))
+    wait_for_line(page, 5)
+    page.fill("#filter", "/(a+)+$/")
+    tabs.expect(page.locator("#filter-info")).to_contain_text("too slow", timeout=10_000)
+    # Nothing is hidden by a filter that could not run, and lines keep coming.
+    tabs.expect(page.locator("#log li:not([hidden])")).to_have_count(5)
+    append(path, "after\n")
+    wait_for_line(page, 6)
+    page.fill("#filter", "/after/")
+    tabs.expect(page.locator("#log li:not([hidden])")).to_have_count(1)
+    assert tabs.unexpected_errors() == []
+
+
 def test_auto_scroll_pauses_when_scrolled_up(tabs, logs):
     deployment_id, path = logs.make(200)
     page = open_connected(tabs, deployment_id)

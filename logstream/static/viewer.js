@@ -175,8 +175,10 @@
       if (!li.hidden && !item.marker) added += 1;
       fragment.append(li);
     }
+    const addedLines = matcher && matcher.worker !== undefined ? [...fragment.children] : null;
     pending = [];
     ui.log.append(fragment);
+    if (addedLines) filterInWorker(matcher, addedLines);
     const excess = ui.log.childElementCount - MAX_LINES;
     if (excess > 0) {
       // One range removal instead of thousands of single ones.
@@ -210,15 +212,62 @@
 
   // -- filtering ----------------------------------------------------------------
 
+  // A regex runs on a worker with a time budget: a pattern such as
+  // /(a+)+$/ can take minutes on one long line, and would freeze the tab.
+  const FILTER_BUDGET_MS = 1000;
+  const FILTER_WORKER = "onmessage = (e) => { const re = new RegExp(e.data.source, 'i'); " +
+    "postMessage({ id: e.data.id, results: e.data.messages.map((m) => re.test(m)) }); };";
+  let filterWorkerUrl = null;
+
   function compileFilter(text) {
     if (!text) return null;
     const regex = /^\/(.+)\/$/.exec(text);
     if (regex) {
-      try { return new RegExp(regex[1], "i"); }
+      try { new RegExp(regex[1], "i"); }
       catch (e) { return { test: () => true, invalid: e.message }; }
+      // Lines show until the worker says they don't match.
+      return { test: () => true, source: regex[1], worker: null, jobs: new Map(), slow: false };
     }
     const needle = text.toLowerCase();
     return { test: (s) => s.toLowerCase().includes(needle) };
+  }
+
+  function filterInWorker(m, lis) {
+    if (m.slow || !lis.length) return;
+    if (!m.worker) {
+      filterWorkerUrl = filterWorkerUrl ||
+        URL.createObjectURL(new Blob([FILTER_WORKER], { type: "text/javascript" }));
+      m.worker = new Worker(filterWorkerUrl);
+      m.worker.onmessage = (e) => {
+        const job = m.jobs.get(e.data.id);
+        if (!job) return;
+        clearTimeout(job.timer);
+        m.jobs.delete(e.data.id);
+        if (matcher !== m) return;
+        e.data.results.forEach((ok, i) => {
+          job.lis[i].hidden = !ok && !job.lis[i].classList.contains("marker");
+        });
+        renderFilterInfo();
+      };
+    }
+    const id = m.nextId = (m.nextId || 0) + 1;
+    m.jobs.set(id, { lis, timer: setTimeout(() => filterTooSlow(m), FILTER_BUDGET_MS) });
+    m.worker.postMessage({ id, source: m.source, messages: lis.map((li) => li.message) });
+  }
+
+  function filterTooSlow(m) {
+    m.slow = true;
+    stopFilter(m);
+    if (matcher !== m) return;
+    for (const li of ui.log.children) li.hidden = false;
+    renderFilterInfo();
+  }
+
+  function stopFilter(m) {
+    if (!m || !m.worker) return;
+    m.worker.terminate();
+    for (const job of m.jobs.values()) clearTimeout(job.timer);
+    m.jobs.clear();
   }
 
   function matches(li) {
@@ -228,6 +277,11 @@
   function renderFilterInfo() {
     if (!matcher) { ui.filterInfo.textContent = ""; return; }
     if (matcher.invalid) { ui.filterInfo.textContent = `Not a valid regex: ${matcher.invalid}`; return; }
+    if (matcher.slow) {
+      ui.filterInfo.textContent = `This regex is too slow on these lines (over ${FILTER_BUDGET_MS} ms), ` +
+        "so it is not applied; try a simpler one.";
+      return;
+    }
     let shown = 0;
     let total = 0;
     for (const li of ui.log.children) {
@@ -240,9 +294,11 @@
 
   ui.filter.addEventListener("input", () => {
     const following = isNearBottom();
+    stopFilter(matcher);
     matcher = compileFilter(ui.filter.value.trim());
     ui.filter.classList.toggle("invalid", Boolean(matcher && matcher.invalid));
     for (const li of ui.log.children) li.hidden = Boolean(matcher) && !matches(li);
+    if (matcher && matcher.worker !== undefined) filterInWorker(matcher, [...ui.log.children]);
     renderFilterInfo();
     if (following) scrollToEnd();
   });
