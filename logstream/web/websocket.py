@@ -149,6 +149,17 @@ class FastWebSocket(SimpleWebSocketWSGI):
         ws.sock.send_parts(frame_header(first, len(data)), data)
 
 
+    def close(self):
+        super().close()
+        # simple-websocket then waits on its reader thread for the client's
+        # closing frame, forever when the client never sends one (a refused
+        # or timed-out session of a hostile client): end the TCP connection.
+        try:
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, AttributeError):
+            pass  # already gone, or never opened
+
+
 def install(socketio):
     """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
     use_websocket_class(socketio.server.eio, FastWebSocket)
