@@ -140,6 +140,7 @@ def test_simultaneous_connects_cannot_get_past_the_cap(make_server):
         assert len(accepted) == 5
         assert len(connected_sids(server)) == 5
         assert all("full" in r for r in replies if not r.startswith("40"))
+        assert any("Limits.max_connections" in line for line in server.logs())
     finally:
         for ws in sockets:
             ws.close()
@@ -196,6 +197,7 @@ def test_streams_are_capped_across_the_whole_server(make_server):
         assert refused["error"] == "too_many_streams" and "server" in refused["message"]
         over = httpx.get(server.url + "/deployments/d/events", timeout=10)
         assert over.status_code == 503 and "streams" in over.json()["message"]
+        assert any("Limits.max_streams" in line for line in server.logs())
         # stopping one frees its place
         client.call("stop_streaming", {"deployment_id": "a"})
         assert client.call("start_streaming", {"deployment_id": "d"})["type"] == \
@@ -207,13 +209,13 @@ def test_streams_are_capped_across_the_whole_server(make_server):
 
 # -- memory: backlogs bounded in bytes ----------------------------------------------
 
-def serve_subprocess(data_dir, *args):
+def serve_subprocess(data_dir, *args, preexec_fn=None):
     """Start `logstream serve` in its own process; return (process, url)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
          "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
     url = f"http://127.0.0.1:{port}"
 
     def healthy():
@@ -332,6 +334,23 @@ def test_sessions_that_never_join_the_namespace_are_closed(make_server):
                message="their threads to end")
     for ws in sessions:
         ws.close()
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_limit(tmp_path):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, soft)
+    assert hard > low, "this machine allows no more than 256 open files"
+    process, url = serve_subprocess(
+        tmp_path, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard)))
+    try:
+        limits = psutil.Process(process.pid).rlimit(psutil.RLIMIT_NOFILE)
+        expected = hard if hard != resource.RLIM_INFINITY else max(low, 1 << 16)
+        assert limits == (expected, hard)
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
 
 
 def test_idle_tcp_connections_are_closed_and_the_server_stays_reachable(make_server):
