@@ -8,7 +8,6 @@
 
   const root = document.getElementById("viewer");
   const deploymentId = root.dataset.deploymentId;
-  const token = root.dataset.token || null;
   const $ = (id) => document.getElementById(id);
   const ui = {
     form: $("search-form"), query: $("search-query"), regex: $("search-regex"),
@@ -22,7 +21,6 @@
 
   function url(route, params) {
     const query = new URLSearchParams(params);
-    if (token) query.set("token", token);
     return api + route + "?" + query.toString();
   }
 

@@ -214,10 +214,15 @@ def raw(deployment_id):
 @bp.get("/api/deployments/events")
 def deployment_events():
     shared = files_state()
+    state = current_app.extensions["logstream"]
+    key = object()
+    # An open SSE response, so it counts toward the server's connection cap.
+    if not state.clients.admit(key):
+        return refuse(503, "server_full", "This logstream server is full; try again later.")
     if not shared.list_streams.acquire(blocking=False):
+        state.clients.disconnected(key)
         return refuse(429, "too_many_streams",
                       "Too many pages are watching the deployment list; try again later.")
-    state = current_app.extensions["logstream"]
     sock = request.environ.get("werkzeug.socket")
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
 
@@ -242,4 +247,5 @@ def deployment_events():
     response = Response(stream(), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(shared.list_streams.release)
+    response.call_on_close(lambda: state.clients.disconnected(key))
     return response
