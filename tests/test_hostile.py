@@ -182,6 +182,26 @@ def _sse_opens(server):
     return " 200 " in head.splitlines()[0]
 
 
+def test_an_sse_reader_that_never_reads_is_let_go(make_server):
+    # A budget larger than the kernel's socket buffers, so the writes block
+    # before the stream could end with a lagging status.
+    server = make_server(test_config={"SSE_SEND_TIMEOUT": 1},
+                         limits=Limits(max_backlog_bytes=32 << 20))
+    (server.data_dir / "big.log").write_bytes((b"s" * 1023 + b"\n") * 20_000)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(f"GET /deployments/big/events?since=0 HTTP/1.1\r\n"
+                 f"Host: 127.0.0.1:{server.port}\r\n\r\n".encode())
+    clients = server.app.extensions["logstream"].clients
+    wait_until(lambda: clients.count() == 1, message="the stream to start")
+    # Its thread is blocked writing to a full socket; after the send
+    # timeout it gives up, and the stream's places are free again.
+    wait_until(lambda: clients.count() == 0, timeout=20, message="the reader to be let go")
+    assert server.app.extensions["logstream"].hub.subscriber_count("big") == 0
+    sock.close()
+
+
 def test_streams_are_capped_across_the_whole_server(make_server):
     server = make_server(limits=Limits(max_streams=3))
     for name in "abcd":

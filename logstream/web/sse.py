@@ -20,6 +20,7 @@ bp = Blueprint("sse", __name__)
 
 RETRY_MS = 2000
 HEARTBEAT_SECONDS = 15.0
+SEND_TIMEOUT_SECONDS = 60.0
 # How often an idle stream checks whether its client has gone away.
 DEPARTURE_CHECK_SECONDS = 0.5
 HISTORY_TAIL = 50
@@ -205,6 +206,10 @@ def events(deployment_id):
     outlet = current_app.extensions["logstream.web.sse"]
     heartbeat = current_app.config.get("SSE_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
     sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        # A reader that takes nothing for this long is let go: otherwise a
+        # client that never reads holds this thread, blocked in a write, forever.
+        sock.settimeout(current_app.config.get("SSE_SEND_TIMEOUT", SEND_TIMEOUT_SECONDS))
     q = Backlog(state.limits.max_backlog_bytes)
     key = q  # the hub hands a failed source's keys back: this queue is told
     if not state.clients.admit(key):
