@@ -445,6 +445,14 @@ def test_deployments_are_rate_limited_capped_and_pruned(make_server):
 
 # -- DNS rebinding ------------------------------------------------------------------------
 
+def test_under_jupyterhub_any_host_name_is_answered(make_server, monkeypatch):
+    # Reached only through the hub's proxy, which forwards the hub's own name.
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")
+    server = make_server()
+    assert httpx.get(server.url + "/api/deployments", timeout=10,
+                     headers={"Host": "hub.example.org"}).status_code == 200
+
+
 def test_a_rebound_host_name_is_refused_on_every_route(make_server):
     server = make_server()
     (server.data_dir / "app.log").write_text("private\n")

@@ -59,9 +59,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     ``sources`` (a :class:`logstream.core.sources.FollowedSet`) serves the
     files, folders and standard input it names instead of ``data_dir``, with
     simulated deployments turned off.
-    ``allowed_hosts`` (default: the comma-separated LOGSTREAM_ALLOWED_HOSTS)
-    adds host names the server answers to besides loopback ones; ``"*"``
-    allows any (see docs/reliability.md, "DNS rebinding").
+    ``allowed_hosts`` (default: the comma-separated LOGSTREAM_ALLOWED_HOSTS,
+    plus any name under JupyterHub) adds host names the server answers to
+    besides loopback ones; ``"*"`` allows any (see docs/reliability.md).
     """
     from logstream.web import auth, events, files, internals, sse, urls, views
     from logstream.web.hosts import HostCheck
@@ -122,6 +122,11 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     files.init_app(app)
     if allowed_hosts is None:
         allowed_hosts = os.environ.get("LOGSTREAM_ALLOWED_HOSTS", "").split(",")
+        if os.environ.get("JUPYTERHUB_SERVICE_PREFIX"):
+            # On JupyterHub (and Binder) browsers reach this server only through
+            # the hub's proxy, under the hub's own name, which can be anything;
+            # no browser's loopback leads here, so rebinding has nothing to reach.
+            allowed_hosts.append("*")
     # Outermost, so Engine.IO's handshakes are checked too.
     app.wsgi_app = HostCheck(app.wsgi_app, allowed_hosts)
     app.extensions["logstream.web.hosts"] = app.wsgi_app

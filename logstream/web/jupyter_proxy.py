@@ -37,7 +37,9 @@ def setup_logstream():
     return {
         "command": [sys.executable, "-m", "logstream.cli", "serve", "--port", "{port}",
                     "--data-dir", launcher_data_dir()],
-        "environment": {"LOGSTREAM_TOKEN": token},
+        # Any Host: the proxy forwards the Jupyter server's own name, which
+        # can be anything; the token is what keeps other pages out.
+        "environment": {"LOGSTREAM_TOKEN": token, "LOGSTREAM_ALLOWED_HOSTS": "*"},
         "request_headers_override": {"Authorization": f"Bearer {token}"},
         "timeout": 30,
         "launcher_entry": {"title": "Log stream", "icon_path": str(ICON)},
