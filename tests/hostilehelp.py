@@ -1,0 +1,95 @@
+"""Helpers for the hostile-client tests: servers, raw sessions, raw SSE requests, RSS."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+import pytest
+import websocket
+
+from conftest import wait_until
+from logstream.support.host import free_port
+from logstream.web.server import start_server
+
+TOKEN = "s3cret"
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start servers with custom options; stopped after the test."""
+    started = []
+
+    def make(**options):
+        handle = start_server(data_dir=options.pop("data_dir", tmp_path), port=0, **options)
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+def connected_sids(server):
+    """Return the Socket.IO sessions the server counts as connected to its namespace."""
+    return list(server.socketio.server.manager.rooms.get("/", {}).get(None, {}))
+
+
+def ws_session(server, auth=None, rcvbuf=None):
+    """Open a raw Engine.IO WebSocket and ask to join the namespace; return (ws, reply)."""
+    options = {"sockopt": [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)]} if rcvbuf else {}
+    ws = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+        timeout=10, **options)
+    ws.recv()  # the Engine.IO open packet
+    ws.send("40" + (json.dumps(auth) if auth is not None else ""))
+    return ws, ws.recv()
+
+
+def sse_request(server, path, host="127.0.0.1"):
+    """Open an SSE request on a raw socket and return it with the response head."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{server.port}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return sock, head.decode(errors="replace")
+
+
+def serve_subprocess(data_dir, *args, preexec_fn=None):
+    """Start `logstream serve` in its own process; return (process, url)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
+         "--data-dir", str(data_dir), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            return httpx.get(url + "/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+    wait_until(healthy, timeout=30, message="the server process to start")
+    return process, url
+
+
+def settled_rss(pid, ceiling, timeout=60):
+    """Return the process's RSS once it stops changing (or passes ceiling)."""
+    proc = psutil.Process(pid)
+    samples = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        samples.append(proc.memory_info().rss)
+        if samples[-1] > ceiling:
+            break
+        if len(samples) >= 6 and max(samples[-6:]) - min(samples[-6:]) < 1 << 20:
+            break
+        time.sleep(0.5)  # sampling a process from outside: nothing to wait on
+    return samples[-1]
