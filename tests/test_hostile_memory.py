@@ -8,7 +8,6 @@ import psutil
 import pytest
 import websocket
 
-from conftest import wait_until
 from hostilehelp import serve_subprocess, settled_rss
 
 
