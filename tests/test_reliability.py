@@ -376,7 +376,8 @@ def test_gunicorn_with_threads_serves_and_streams(tmp_path):
 def test_sse_catches_up_over_a_huge_history_in_bounded_pieces(make_server):
     from httpx_sse import connect_sse
 
-    server = make_server(limits=Limits(max_backlog_bytes=50_000))
+    # About 1,500 of its ~50-byte frames: 250 KB of history takes a few rounds.
+    server = make_server(limits=Limits(max_backlog_bytes=80_000))
     (server.data_dir / "big.log").write_text("".join(f"b {i}\n" for i in range(1, 5001)))
     received, last_id, rounds = [], "0", 0
     with httpx.Client(base_url=server.url, timeout=10) as http:
