@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from conftest import wait_until
 from logstream.tools.leanclient import LeanClient
-from logstream.web.events import batch_event, batch_json, line_event, line_json
+from logstream.web.payloads import batch_event, batch_json, line_event, line_json
 from logstream.web.websocket import LogPacket, RawJSON
 
 COMPACT = {"separators": (",", ":")}
