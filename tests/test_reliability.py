@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from conftest import RawClient, append, open_fds, wait_until
 from logstream.clients.logclient import LogClient
 from logstream.core.deployments import LineCounts, list_deployments
+from logstream.core import lineindex
 from logstream.web.limits import Limits
 from logstream.web.server import start_server
 from logstream.support.host import free_port
@@ -333,11 +334,15 @@ def test_thousands_of_files_are_listed_without_rereading_them(tmp_path, monkeypa
     assert len(first) == 3000
     append(tmp_path / "d5.log", "one more\n")
     opened = []
-    real_open = open
-    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    real_open = lineindex.open_no_follow
+    monkeypatch.setattr(lineindex, "open_no_follow",
+                        lambda path: opened.append(os.fspath(path)) or real_open(path))
+    read_before = lineindex.INDEXES.bytes_read
     again = {d["id"]: d for d in list_deployments(tmp_path, line_counts=counts)}
     assert opened == [os.path.join(tmp_path, "d5.log")]  # only the file that changed
     assert again["d5"]["lines"] == 5 + 1
+    # ...and of it, only the line added since.
+    assert lineindex.INDEXES.bytes_read - read_before == len("one more\n")
 
 
 # -- production server --------------------------------------------------------

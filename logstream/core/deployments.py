@@ -5,6 +5,8 @@ import re
 import time
 from pathlib import Path
 
+from logstream.core.lineindex import INDEXES
+
 # A strict allowlist rather than a denylist: an id that matches can never
 # name a path outside the data directory, so bad ids are refused before any
 # filesystem call is made.
@@ -85,23 +87,21 @@ def list_deployments(data_dir, live_ids=(), line_counts=None):
 
 
 class LineCounts:
-    """Count complete lines per file, reading only the bytes added since last time."""
+    """Count complete lines per file; a file unchanged since the last listing is not opened."""
 
     def __init__(self):
         self._seen = {}
 
     def count(self, path, stat):
         """Return the number of complete lines in the file described by stat."""
-        ino, size, lines = self._seen.get(path, (None, 0, 0))
-        if ino != stat.st_ino or size > stat.st_size:
-            size, lines = 0, 0  # rotated or truncated: count again
-        if size < stat.st_size:
-            with open(path, "rb") as fp:
-                fp.seek(size)
-                while chunk := fp.read(min(1 << 20, stat.st_size - size)):
-                    lines += chunk.count(b"\n")
-                    size += len(chunk)
-                    if size >= stat.st_size:
-                        break
-        self._seen[path] = (stat.st_ino, size, lines)
+        known = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == known:
+            return seen[1]
+        try:
+            # The shared index reads only what was added since it last saw the file.
+            lines = INDEXES.count(path)
+        except OSError:
+            return seen[1] if seen is not None else 0
+        self._seen[path] = (known, lines)
         return lines

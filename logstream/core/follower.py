@@ -12,6 +12,7 @@ import time
 from logstream.core import watcher as watching
 from logstream.core.fileio import open_no_follow, read_at
 from logstream.core.fingerprint import Fingerprint, stat_path
+from logstream.core.lineindex import INDEX_SPACING, INDEXES
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from logstream.core.watcher import DEFAULT_POLL_INTERVAL, inotify_available  # noqa: F401
 
@@ -22,9 +23,6 @@ HISTORY_BATCH = 1000
 # After a rename, the application may write to the old file until it reopens
 # its log (logrotate's postrotate signal): keep reading it this long.
 DEFAULT_ROTATE_WAIT = 5.0
-# Record where a line starts about every this many bytes, so history from
-# line N is found by seeking instead of rereading the whole file.
-INDEX_SPACING = 1 << 20
 
 _open_no_follow = open_no_follow  # the name logstream.scale.relay imports
 
@@ -177,20 +175,18 @@ class Follower:
             self._fp.head_len = 0
 
     def _scan(self):
-        """Count the complete lines already in the file and index them."""
-        offset = 0
-        line_end = 0
-        while chunk := read_at(self._fd, READ_SIZE, offset):
-            count = chunk.count(b"\n")
-            if count:
-                self.lines += count
-                line_end = offset + chunk.rfind(b"\n") + 1
-                self._remember(line_end)
-            offset += len(chunk)
+        """Take the count and index of the complete lines already in the file.
+
+        The process's shared index has them when the listing, a search or an
+        earlier follower already read the file: only what was added since is read.
+        """
+        index = INDEXES.index(self._fd, self.path)
+        self.lines = index.total
+        self._index_offsets, self._index_lines = index.offsets, index.lines
         # Start reading right after the last complete line, so a partial
         # line already on disk is picked up when its newline arrives.
-        self._line_end = line_end
-        self._read_pos = line_end
+        self._line_end = index.end
+        self._read_pos = index.end
 
     def _remember(self, line_end):
         if line_end - self._index_offsets[-1] >= INDEX_SPACING:

@@ -2,22 +2,17 @@
 
 import bisect
 import collections
-import os
-import threading
 import time
 
 import regex
 
+from logstream.core.fileio import read_at
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
 BLOCK = 1 << 20
-# Record where a line starts about every this many bytes; a search walks the
-# file backwards one such stretch at a time, newest first.
-INDEX_SPACING = 1 << 20
 # A stretch (at most INDEX_SPACING + BLOCK long) is searched in one read, so
 # the index numbers its lines and they need not be counted.
 SEARCH_BLOCK = 4 << 20
-INDEXED_FILES = 64
 SEARCH_SECONDS = 5.0
 # One line that keeps a regular expression busy this long is refused outright.
 LINE_SECONDS = 0.25
@@ -35,53 +30,6 @@ class SearchError(ValueError):
 
 class OutOfTime(Exception):
     """Raised inside a search when its time budget is spent."""
-
-
-def open_log(path):
-    """Open path for reading without following a symlink in its last part."""
-    return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-
-
-class LineIndex:
-    """Remember where lines start in the files searched lately, and extend it as they grow."""
-
-    def __init__(self, max_files=INDEXED_FILES):
-        self.max_files = max_files
-        self._lock = threading.Lock()
-        self._files = collections.OrderedDict()
-
-    def snapshot(self, fd, key):
-        """Return (offsets, lines, end) for the complete lines of the open file fd.
-
-        ``lines[i]`` lines end before ``offsets[i]``; ``end`` is where the
-        last complete line ends. key names the file between calls.
-        """
-        stat = os.fstat(fd)
-        with self._lock:
-            entry = self._files.pop(key, None)
-            if entry is None or entry["ino"] != stat.st_ino or entry["end"] > stat.st_size:
-                entry = {"ino": stat.st_ino, "offsets": [0], "lines": [0], "end": 0, "total": 0}
-            self._extend(fd, entry, stat.st_size)
-            self._files[key] = entry
-            while len(self._files) > self.max_files:
-                self._files.popitem(last=False)
-            return list(entry["offsets"]), list(entry["lines"]), entry["end"], entry["total"]
-
-    @staticmethod
-    def _extend(fd, entry, size):
-        offset = entry["end"]
-        while offset < size:
-            chunk = os.pread(fd, min(BLOCK, size - offset), offset)
-            if not chunk:
-                break
-            count = chunk.count(b"\n")
-            if count:
-                entry["total"] += count
-                entry["end"] = offset + chunk.rfind(b"\n") + 1
-                if entry["end"] - entry["offsets"][-1] >= INDEX_SPACING:
-                    entry["offsets"].append(entry["end"])
-                    entry["lines"].append(entry["total"])
-            offset += len(chunk)
 
 
 def compile_query(text, use_regex=False):
@@ -194,7 +142,7 @@ def _blocks(fd, start, end):
     """
     pos = start
     while pos < end:
-        chunk = os.pread(fd, min(SEARCH_BLOCK, end - pos), pos)
+        chunk = read_at(fd, min(SEARCH_BLOCK, end - pos), pos)
         if not chunk:
             return
         cut = chunk.rfind(b"\n") + 1
@@ -204,7 +152,7 @@ def _blocks(fd, start, end):
             continue
         pos += len(chunk)
         while pos < end:  # skip the rest of the long line
-            rest = os.pread(fd, min(BLOCK, end - pos), pos)
+            rest = read_at(fd, min(BLOCK, end - pos), pos)
             if not rest:
                 return
             newline = rest.find(b"\n")
@@ -225,7 +173,7 @@ def search(fd, index, key, hits, *, limit=100, before=None,
     the ``before`` that continues from where this one stopped.
     """
     deadline = time.monotonic() + budget
-    offsets, lines, end, total = index.snapshot(fd, key)
+    offsets, lines, end, total = _snapshot(index, fd, key)
     before = total + 1 if before is None else min(before, total + 1)
     matches = []
     searched_from = before  # every line from here to before - 1 has been searched
@@ -273,13 +221,13 @@ def _result(matches, truncated, next_before):
 
 def read_lines(fd, index, key, since=0, limit=100, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
     """Return ``(lines, total)``: up to limit (number, text) pairs after line since."""
-    offsets, lines, end, total = index.snapshot(fd, key)
+    offsets, lines, end, total = _snapshot(index, fd, key)
     k = bisect.bisect_right(lines, since) - 1
     offset, number = offsets[k], lines[k]
     splitter = LineSplitter(max_line_bytes)
     found = []
     while offset < end and len(found) < limit:
-        chunk = os.pread(fd, min(BLOCK, end - offset), offset)
+        chunk = read_at(fd, min(BLOCK, end - offset), offset)
         if not chunk:
             break
         offset += len(chunk)
@@ -290,3 +238,9 @@ def read_lines(fd, index, key, since=0, limit=100, max_line_bytes=DEFAULT_MAX_LI
                 if len(found) == limit:
                     break
     return found, total
+
+
+def _snapshot(indexes, fd, key):
+    """Return (offsets, lines, end, total) of the file's complete lines, from the shared index."""
+    index = indexes.index(fd, key)
+    return index.offsets, index.lines, index.end, index.total

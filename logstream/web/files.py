@@ -3,14 +3,17 @@
 import io
 import json
 import os
+import stat
 import threading
 import time
 
 from flask import Blueprint, Response, abort, current_app, jsonify, make_response, request, send_file
 
 from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
-from logstream.core.search import (SEARCH_SECONDS, LineIndex, SearchError, compile_query,
-                                   open_log, read_lines, search)
+from logstream.core.fileio import open_no_follow
+from logstream.core.lineindex import INDEXES
+from logstream.core.search import (SEARCH_SECONDS, SearchError, compile_query,
+                                   read_lines, search)
 from logstream.web.sse import DEPARTURE_CHECK_SECONDS, _client_gone
 from logstream.web.validation import RequestError, deployment_id_from
 
@@ -32,7 +35,7 @@ class FilesState:
     """What the whole-file routes share: the line index, the slots of each cap, the listing."""
 
     def __init__(self, config):
-        self.index = LineIndex()
+        self.index = INDEXES
         self.searches = threading.BoundedSemaphore(
             config.get("LOGSTREAM_MAX_SEARCHES", MAX_SEARCHES))
         self.downloads = threading.BoundedSemaphore(
@@ -80,15 +83,22 @@ def search_error(error):
 
 
 def open_deployment(deployment_id):
-    """Return an open descriptor of deployment_id's file, or abort with 400/404."""
+    """Return (descriptor, path) of deployment_id's regular file, or abort with 400/404."""
     deployment_id_from(deployment_id)
     state = current_app.extensions["logstream"]
     try:
-        return open_log(state.sources.resolve(deployment_id))
+        path = os.fspath(state.sources.resolve(deployment_id))
+        fd = open_no_follow(path)
     except (InvalidDeploymentId, UnknownDeployment, FileNotFoundError, OSError):
         # OSError too: a followed file replaced by a symlink (ELOOP) is not served.
+        fd = None
+    if fd is not None and not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)  # a FIFO or device put in a log's place is not read
+        fd = None
+    if fd is None:
         abort(refuse(404, "unknown_deployment",
                      f"There is no deployment called {deployment_id!r}."))
+    return fd, path
 
 
 def whole_number(name, default=None, least=0, most=None):
@@ -125,10 +135,10 @@ def search_log(deployment_id):
         return refuse(429, "too_many_searches",
                       "Other searches are running; try again in a moment.")
     try:
-        fd = open_deployment(deployment_id)
+        fd, path = open_deployment(deployment_id)
         try:
             return jsonify(search(
-                fd, shared.index, deployment_id, query, limit=limit, before=before,
+                fd, shared.index, path, query, limit=limit, before=before,
                 max_line_bytes=current_app.config["LOGSTREAM_MAX_LINE_BYTES"],
                 budget=current_app.config.get("LOGSTREAM_SEARCH_SECONDS", SEARCH_SECONDS)))
         finally:
@@ -141,10 +151,10 @@ def search_log(deployment_id):
 def lines(deployment_id):
     since = whole_number("since", 0, least=0)
     limit = whole_number("limit", DEFAULT_RESULTS, least=1, most=MAX_RESULTS)
-    fd = open_deployment(deployment_id)
+    fd, path = open_deployment(deployment_id)
     try:
         found, total = read_lines(
-            fd, files_state().index, deployment_id, since=since, limit=limit,
+            fd, files_state().index, path, since=since, limit=limit,
             max_line_bytes=current_app.config["LOGSTREAM_MAX_LINE_BYTES"])
     finally:
         os.close(fd)
@@ -192,21 +202,21 @@ def raw(deployment_id):
         return refuse(429, "too_many_downloads",
                       "Too many downloads are running; try again in a moment.")
     try:
-        fd = open_deployment(deployment_id)
+        fd, _ = open_deployment(deployment_id)
     except BaseException:  # a 404 (abort) included: the slot is given back
         shared.downloads.release()
         raise
-    stat = os.fstat(fd)
+    info = os.fstat(fd)
     response = send_file(
-        io.BufferedReader(Snapshot(fd, stat.st_size)), mimetype="text/plain",
+        io.BufferedReader(Snapshot(fd, info.st_size)), mimetype="text/plain",
         as_attachment=True, download_name=f"{deployment_id}.log",
-        last_modified=stat.st_mtime, etag=f"{stat.st_ino:x}-{stat.st_size:x}-{stat.st_mtime_ns:x}",
+        last_modified=info.st_mtime, etag=f"{info.st_ino:x}-{info.st_size:x}-{info.st_mtime_ns:x}",
         conditional=False)
-    response.content_length = stat.st_size
+    response.content_length = info.st_size
     response.mimetype_params["charset"] = "utf-8"
     # Range and If-None-Match are answered here, now that the length is known.
     response = response.make_conditional(request.environ, accept_ranges=True,
-                                         complete_length=stat.st_size)
+                                         complete_length=info.st_size)
     response.call_on_close(shared.downloads.release)
     return response
 
