@@ -44,7 +44,7 @@ def test_a_lesson_is_short_and_opens_with_what_and_why(lesson):
 
 
 # Lessons whose exercise is still answered in place, with an assert after it.
-ANSWERED_IN_PLACE = {"04-tailing-a-file", "06-live-log-panes"}
+ANSWERED_IN_PLACE = {"04-tailing-a-file"}
 
 
 def test_a_lesson_ends_with_a_recap_and_a_checked_exercise(lesson_path, lesson):
