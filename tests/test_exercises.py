@@ -49,8 +49,7 @@ def printed(cell):
 
 
 def test_lessons_with_solutions():
-    # Lesson 04 still carries its older answered exercise.
-    assert {path.name[:2] for path in SOLVED} >= {"00", "01", "02", "03", "05", "06", "07", "08", "09"}
+    assert {path.name[:2] for path in SOLVED} == {path.name[:2] for path in LESSONS}
 
 
 @pytest.mark.parametrize("path", SOLVED, ids=[path.stem for path in SOLVED])
