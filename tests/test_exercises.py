@@ -49,8 +49,7 @@ def printed(cell):
 
 
 def test_lessons_with_solutions():
-    # Lessons 00, 04, 06 and 07 still carry their older answered exercises.
-    assert {path.name[:2] for path in SOLVED} >= {"01", "02", "03", "05", "08", "09"}
+    assert {path.name[:2] for path in SOLVED} == {path.name[:2] for path in LESSONS}
 
 
 @pytest.mark.parametrize("path", SOLVED, ids=[path.stem for path in SOLVED])

@@ -72,6 +72,61 @@ def test_environment_yml_matches_pyproject():
         assert environment[name] == bound, f"{name}: pyproject >={bound}, environment.yml >={environment[name]}"
 
 
+def lesson_imports():
+    """Return the top-level modules the lessons and their solutions import."""
+    import ast
+
+    import nbformat
+
+    sources = [cell.source for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+               for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    sources += [path.read_text() for path in (ROOT / "notebooks" / "solutions").glob("*.py")]
+    modules = set()
+    for source in sources:
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                modules.add(node.module)
+    return modules
+
+
+def test_the_lessons_extra_brings_everything_the_lessons_import():
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    def requirements_of(name):
+        try:
+            return requires(name) or []
+        except PackageNotFoundError:   # a requirement for another platform
+            return []
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    lessons = extras["lessons"]
+    wanted = list(project["dependencies"]) + lessons
+    for extra in re.findall(r"logstream\[([a-z,]+)\]", " ".join(lessons)):
+        for name in extra.split(","):
+            wanted += extras[name]
+    installed = set()
+    todo = [normalise(split(r)[0].split("[")[0]) for r in wanted if not r.startswith("logstream")]
+    while todo:   # what the lessons extra installs, with the requirements of each
+        name = todo.pop()
+        if name not in installed:
+            installed.add(name)
+            todo += [normalise(re.split(r"[\s\[<>=!;~(]", r, maxsplit=1)[0])
+                     for r in requirements_of(name) if "extra ==" not in r]
+    imports = lesson_imports()
+    if any(module.startswith("logstream.tools") for module in imports):
+        assert "tools" in " ".join(lessons), "lessons import logstream.tools: add logstream[tools]"
+    distributions = packages_distributions()
+    for module in sorted({m.split(".")[0] for m in imports} - set(sys.stdlib_module_names)):
+        if module == "logstream":
+            continue
+        names = {normalise(d) for d in distributions.get(module, [module])}
+        assert names & installed, f"the lessons import {module}, which the lessons extra lacks"
+
+
 def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(tmp_path), str(ROOT)], check=True)
