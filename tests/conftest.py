@@ -1,14 +1,18 @@
 """Fixtures: a real logstream server on a free port, real clients, and log files."""
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import pytest
 
 from logstream import support
 from logstream.clients.logclient import LogClient
 from logstream.support import append  # noqa: F401  (tests import it from here)
+from logstream.support.host import free_port
 from logstream.web.server import start_server
 
 
@@ -42,6 +46,42 @@ def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("logs")
     with start_server(data_dir=data_dir, port=0, line_interval=0.05) as handle:
         yield handle
+
+
+@pytest.fixture
+def make_server(tmp_path):
+    """Start servers with custom options; stopped after the test."""
+    started = []
+
+    def make(**options):
+        handle = start_server(data_dir=options.pop("data_dir", tmp_path), port=0, **options)
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+def serve_process(*args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, **options):
+    """Start `logstream serve ARGS` on a free port in its own process; return (process, url).
+
+    Send its output to a file or DEVNULL, or read it: a pipe nobody reads fills
+    with the request log and stalls the server.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port), *args],
+        stdout=stdout, stderr=stderr, **options)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            return httpx.get(url + "/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+    wait_until(healthy, timeout=30, message="logstream serve to answer")
+    return process, url
 
 
 @pytest.fixture

@@ -3,34 +3,14 @@
 import json
 import socket
 import subprocess
-import sys
 import time
 
-import httpx
 import psutil
-import pytest
 import websocket
 
-from conftest import wait_until
-from logstream.support.host import free_port
-from logstream.web.server import start_server
+from conftest import serve_process
 
 TOKEN = "s3cret"
-
-
-@pytest.fixture
-def make_server(tmp_path):
-    """Start servers with custom options; stopped after the test."""
-    started = []
-
-    def make(**options):
-        handle = start_server(data_dir=options.pop("data_dir", tmp_path), port=0, **options)
-        started.append(handle)
-        return handle
-
-    yield make
-    for handle in started:
-        handle.stop()
 
 
 def connected_sids(server):
@@ -63,21 +43,9 @@ def sse_request(server, path, host="127.0.0.1"):
 
 
 def serve_subprocess(data_dir, *args, preexec_fn=None):
-    """Start `logstream serve` in its own process; return (process, url)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
-         "--data-dir", str(data_dir), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        try:
-            return httpx.get(url + "/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-    wait_until(healthy, timeout=30, message="the server process to start")
-    return process, url
+    """Start `logstream serve` in its own process, its output piped for the test to read."""
+    return serve_process("--data-dir", str(data_dir), *args, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
 
 
 def settled_rss(pid, ceiling, timeout=60):

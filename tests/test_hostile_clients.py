@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import RawClient, wait_until
-from hostilehelp import (TOKEN, connected_sids, make_server, serve_subprocess,  # noqa: F401
+from hostilehelp import (TOKEN, connected_sids, serve_subprocess,  # noqa: F401
                          sse_request, ws_session)
 from logstream.clients.logclient import LogClient
 from logstream.web.limits import Limits

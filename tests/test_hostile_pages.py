@@ -7,7 +7,7 @@ import pytest
 import websocket
 
 from conftest import RawClient, wait_until
-from hostilehelp import TOKEN, make_server, serve_subprocess  # noqa: F401
+from hostilehelp import TOKEN, serve_subprocess
 from logstream.support.host import free_port
 from logstream.web.limits import Limits
 

@@ -9,11 +9,10 @@ import sys
 import httpx
 import pytest
 
-from conftest import append, wait_until
+from conftest import append, serve_process, wait_until
 from logstream.clients.logclient import LogClient
 from logstream.core.sources import FollowedSet, path_id
 from logstream.core.spool import StdinSpool
-from logstream.support.host import free_port
 from logstream.web.server import start_server
 
 
@@ -160,22 +159,8 @@ def test_the_stdin_spool_stays_within_its_budget(tmp_path):
 
 
 def serve(args, output, **options):
-    """Start `logstream serve ARGS` on a free port, its output going to the file output;
-    return (process, url). (A pipe nobody reads would fill with the request log and
-    stall the server.)"""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port), *args],
-        stdout=output, stderr=subprocess.STDOUT, **options)
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy():
-        try:
-            return httpx.get(url + "/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-    wait_until(healthy, timeout=30, message="logstream serve to answer")
-    return process, url
+    """Start `logstream serve ARGS`, its output going to the file output; return (process, url)."""
+    return serve_process(*args, stdout=output, **options)
 
 
 def stop(process):

@@ -24,21 +24,6 @@ from logstream.web.server import start_server
 from logstream.support.host import free_port
 
 
-@pytest.fixture
-def make_server(tmp_path):
-    """Start servers with custom options; stopped after the test."""
-    started = []
-
-    def make(**options):
-        handle = start_server(data_dir=options.pop("data_dir", tmp_path), port=0, **options)
-        started.append(handle)
-        return handle
-
-    yield make
-    for handle in started:
-        handle.stop()
-
-
 # -- access ----------------------------------------------------------------
 
 def test_token_guards_routes_streams_and_connections(make_server, request):
