@@ -191,6 +191,57 @@ def test_a_reloaded_page_gets_the_kept_lines_again(lesson06):
     assert newest_row_visible(app)["line"] > before
 
 
+def on_screen(locator):
+    """Return True if locator's element is in the viewport and not covered by another."""
+    locator.scroll_into_view_if_needed()
+    return locator.evaluate("""el => {
+      const r = el.getBoundingClientRect();
+      const x = r.left + r.width / 2, y = r.top + r.height / 2;
+      return r.width > 0 && r.height > 0 && r.top >= 0 && r.bottom <= innerHeight
+        && el.contains(document.elementFromPoint(x, y));
+    }""")
+
+
+def test_the_search_box_finds_old_lines_and_shows_them_with_their_surroundings(lesson06):
+    from playwright.sync_api import expect
+
+    markup = '<img src=x onerror="window.pwned = 2"> burst found'
+    select_cell(lesson06, clean_up_cell(lesson06))
+    lesson06.keyboard.press("Escape")
+    lesson06.keyboard.press("a")   # a new cell above the clean-up
+    lesson06.keyboard.press("Enter")
+    lesson06.keyboard.type("append(burst_log, '" + markup + "\\n')")
+    lesson06.keyboard.press("Shift+Enter")
+    burst = panes(lesson06).nth(1)   # the kernel keeps lines 9501 on, the page 5001 on
+    expect(burst.locator(".logstream-log .logstream-row").last).to_have_text(markup)
+    live_rows = burst.locator(".logstream-log .logstream-row").count()
+    search = burst.locator(".logstream-search")
+    search.locator(".logstream-search-summary").click()
+    search.locator(".logstream-search-query").fill("^burst line 123$|onerror")
+    search.locator(".logstream-search-regex").check()
+    search.locator(".logstream-search-go").click()
+    expect(search.locator(".logstream-search-info")).to_have_text("2 matches, newest first")
+    matches = search.locator(".logstream-search-match")
+    assert matches.all_text_contents() == [f"10001{markup}", "123burst line 123"]
+    assert search.locator("img").count() == 0
+    assert lesson06.evaluate("() => window.pwned") is None
+    assert on_screen(matches.nth(1))
+    matches.nth(1).click()
+    hit = search.locator(".logstream-search-region .logstream-hit")
+    expect(hit).to_have_attribute("data-line", "123")
+    expect(hit).to_have_text("burst line 123")
+    region = search.locator(".logstream-search-region .logstream-row")
+    assert region.count() == 41 and region.first.get_attribute("data-line") == "103"
+    assert on_screen(hit)
+    # The live rows are where they were.
+    assert burst.locator(".logstream-log .logstream-row").count() == live_rows
+    search.locator(".logstream-search-query").fill("(")
+    search.locator(".logstream-search-go").click()
+    expect(search.locator(".logstream-search-info")).to_have_text(
+        "'(' is not a valid regular expression: missing ) at position 1.")
+    expect(search.locator(".logstream-search-match")).to_have_count(0)
+
+
 def test_after_the_clean_up_the_panes_stay_on_the_page(lesson06):
     from playwright.sync_api import expect
 

@@ -137,7 +137,8 @@ def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
         assert f"logstream/templates/{template}" in names
     assert "logstream/static/viewer.js" in names
     # The notebook pane's front end, loaded from next to its module.
-    assert {"logstream/clients/pane.js", "logstream/clients/pane.css"} <= names
+    assert {"logstream/clients/pane.js", "logstream/clients/panesearch.js",
+            "logstream/clients/pane.css"} <= names
     assert "logstream/static/vendor/socket.io.min.js" in names
     assert "logstream/static/logstream-icon.svg" in names
     (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]

@@ -322,16 +322,27 @@ class LogClient:
             params["regex"] = "1"
         if before is not None:
             params["before"] = before
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = httpx.get(f"{self.url}/api/deployments/{deployment_id}/search",
-                             params=params, headers=headers, timeout=timeout)
-        body = response.json() if response.headers.get("content-type", "").startswith(
-            "application/json") else {}
-        if response.status_code != 200:
-            raise ValueError(body.get("message") or f"The search failed: HTTP {response.status_code}.")
+        body = self._get_json(f"/api/deployments/{deployment_id}/search", params, timeout)
         matches = SearchResult((m["line"], m["message"]) for m in body["matches"])
         matches.next_before = body.get("next_before") if body["truncated"] else None
         return matches
+
+
+    def lines(self, deployment_id, since=0, limit=100, timeout=30):
+        """Return up to limit (line, message) pairs of a deployment's log after line since."""
+        body = self._get_json(f"/api/deployments/{deployment_id}/lines",
+                              {"since": since, "limit": limit}, timeout)
+        return [(m["line"], m["message"]) for m in body["lines"]]
+
+    def _get_json(self, path, params, timeout):
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = httpx.get(f"{self.url}{path}", params=params, headers=headers, timeout=timeout)
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if response.status_code != 200:
+            raise ValueError(body.get("message") or
+                             f"The request failed: HTTP {response.status_code}.")
+        return body
 
 
 class SearchResult(list):

@@ -1,7 +1,8 @@
 // The log pane's front end (an anywidget module). The kernel sends only what
 // is new; this module appends it at most once per animation frame, keeps the
 // newest MAX_ROWS rows, follows the end unless the reader scrolled up,
-// filters in the page, and charts the lines per second.
+// filters in the page, and charts the lines per second. panesearch.js, joined
+// before it, adds the "Search the whole log" box.
 
 const MAX_ROWS = 5000;          // rows kept (the kernel never sends more at once)
 const NEAR_BOTTOM_PX = 40;      // closer than this to the bottom counts as "following"
@@ -90,9 +91,11 @@ function createStore() {
     store.emit({ kind: "rates" });
   }
 
+  searchStore(store);
   store.receive = (msg) => {
     if (msg && msg.type === "update") update(msg);
     else if (msg && msg.type === "backlog") backlog(msg);
+    else if (msg) store.receiveSearch(msg);
   };
   return store;
 }
@@ -204,7 +207,8 @@ function renderView(model, el, store) {
   newLines.hidden = true;
   const wrap = node("div", "logstream-log-wrap");
   wrap.append(box, newLines);
-  el.replaceChildren(head, controls, wrap);
+  const search = searchBox(model, store);
+  el.replaceChildren(head, controls, wrap, search.element);
 
   let following = true;      // the reader is at the end (a decision, not a measurement)
   let savedTop = 0;          // where the reader was, if the box loses its scroll position
@@ -305,6 +309,8 @@ function renderView(model, el, store) {
       renderHeader();
     } else if (event.kind === "rates") {
       redrawChart();
+    } else if (event.kind === "search") {
+      search.render();
     }
   });
 
@@ -334,6 +340,7 @@ function renderView(model, el, store) {
 
   renderHeader();
   redrawChart();
+  search.render();
   schedule();
   return () => {
     unlisten();

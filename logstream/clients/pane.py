@@ -13,6 +13,7 @@ import traitlets
 from logstream.clients.describe import (describe_line, format_duration, lines_text, outcome_of,
                                         url_of)
 from logstream.clients.logclient import LogClient
+from logstream.clients.panesearch import SEARCH_LIMIT, PaneSearch
 from logstream.core.deployments import is_valid_id
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -35,7 +36,7 @@ ACTIONS = ("connect", "disconnect", "ping", "clear")
 
 
 class LogPane(anywidget.AnyWidget):
-    """Show one deployment's log live, with Connect, Disconnect, Ping, Clear and a filter.
+    """Show one deployment's log live, with Connect, Disconnect, Ping, Clear, a filter and a search.
 
     Lines arrive on the Socket.IO client's threads and only go into bounded
     queues there. A flush thread sends the front end (``pane.js``) what is
@@ -46,7 +47,8 @@ class LogPane(anywidget.AnyWidget):
     filters, all without asking the kernel again.
     """
 
-    _esm = HERE / "pane.js"
+    # One module: the search box's functions, then the pane that uses them.
+    _esm = "\n".join((HERE / name).read_text() for name in ("panesearch.js", "pane.js"))
     _css = HERE / "pane.css"
     deployment_id = traitlets.Unicode().tag(sync=True)
     height = traitlets.Unicode("260px").tag(sync=True)
@@ -99,6 +101,7 @@ class LogPane(anywidget.AnyWidget):
         self._closed = threading.Event()
         super().__init__(deployment_id=deployment_id, height=height, layout=widgets.Layout(
             flex="1 1 0", min_width="320px", margin="0 8px 8px 0"))
+        self.searcher = PaneSearch(self)
         self.on_msg(self._on_front_end_message)
         self._thread = threading.Thread(target=self._flush_loop, daemon=True,
                                         name=f"logpane:{deployment_id}")
@@ -227,6 +230,10 @@ class LogPane(anywidget.AnyWidget):
         self._wake.set()
         return self
 
+    def search(self, query, regex=False, limit=SEARCH_LIMIT):
+        """Search the whole log on the server; return (line, message) matches, newest first."""
+        return self.searcher.search(query, regex=regex, limit=limit)
+
     def click(self, name):
         """Do what the button called name does, showing an error instead of raising it."""
         if name not in ACTIONS:
@@ -282,6 +289,8 @@ class LogPane(anywidget.AnyWidget):
             self._send_backlog(since if isinstance(since, int) else 0)
         elif kind == "action" and content.get("name") in ACTIONS:
             self.click(content["name"])
+        elif kind is not None:
+            self.searcher.handle(content)
 
     def _send_backlog(self, since):
         now = int(time.time())
