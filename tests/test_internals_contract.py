@@ -16,6 +16,7 @@ from wsproto.extensions import PerMessageDeflate
 
 from logstream.clients.logclient import LogClient
 from logstream.web import internals
+from logstream.web.fanout import SendQueue, websockets_of
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,14 @@ def test_engineio_sessions_and_their_send_queues(server):
                 "engineio.socket.Socket.queue",
                 "a session's queue is no longer made from the server's _async['queue']")
         assert internals.queued_bytes(sio_server, sid) >= 0
+        # The fan-out's queue is a ByteQueue that also tells when it is drained.
+        assert isinstance(queue, SendQueue)
+        upgrade = inspect.getsource(engineio.socket.Socket._upgrade_websocket)
+        ws = websockets_of(eio).get(eio_sid)
+        require("self._websocket_handler" in upgrade and ws is not None
+                and ws.session is session,
+                "python-engineio", "engineio.socket.Socket._websocket_handler",
+                "the handler given to the WebSocket class is no longer a method of its session")
 
 
 def test_socketio_client_reconnect_task():

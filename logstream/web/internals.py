@@ -26,6 +26,8 @@ PRIVATE_NAMES = {
         "engineio.Server.sockets":
             "every open Engine.IO session, to close them at shutdown or when they never join",
         "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
+        "engineio.socket.Socket._websocket_handler":
+            "the handler given to the WebSocket class is a method of its session",
     },
     "python-socketio": {
         "socketio.Client._reconnect_task": "whether a client is still trying to reconnect",
@@ -50,6 +52,12 @@ def use_websocket_class(eio, websocket_class):
     if eio._async.get("websocket") is SimpleWebSocketWSGI:
         # A copy: the stock dict is shared by every Engine.IO server in the process.
         eio._async = dict(eio._async, websocket=websocket_class)
+
+
+def session_of(handler):
+    """Return the Engine.IO session whose WebSocket handler this is, or None."""
+    session = getattr(handler, "__self__", None)
+    return session if hasattr(session, "sid") and hasattr(session, "queue") else None
 
 
 def close_sessions(eio, timeout=2.0):
@@ -127,7 +135,9 @@ def install_byte_queues(socketio):
     eio = socketio.server.eio
     # Engine.IO builds each session's queue with _async["queue"]; a copy,
     # because the stock dict is shared by every Engine.IO server in the process.
-    eio._async = dict(eio._async, queue=ByteQueue)
+    # A ByteQueue subclass installed already (fanout.SendQueue) stays.
+    if not issubclass(eio._async.get("queue"), ByteQueue):
+        eio._async = dict(eio._async, queue=ByteQueue)
 
 
 def queued_bytes(sio_server, sid, namespace="/"):
@@ -202,15 +212,15 @@ class LockedSocket:
         return getattr(self._sock, name)
 
 
-def locking_thread_class(target, **kwargs):
+def locking_thread_class(target, wrap=LockedSocket, **kwargs):
     """Build simple-websocket's reader thread, first routing its socket's writes through a LockedSocket.
 
     Passed as simple_websocket.Server's ``thread_class``: it runs after the
     handshake and before the thread starts, so no write ever bypasses the lock.
     """
     ws = target.__self__
-    if not isinstance(ws.sock, LockedSocket):
-        ws.sock = LockedSocket(ws.sock)
+    if not isinstance(ws.sock, wrap):
+        ws.sock = wrap(ws.sock)
     return threading.Thread(target=target, **kwargs)
 
 
