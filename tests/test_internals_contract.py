@@ -75,6 +75,21 @@ def test_engineio_sessions_and_their_send_queues(server):
         assert internals.queued_bytes(sio_server, sid) >= 0
         # The fan-out's queue is a ByteQueue that also tells when it is drained.
         assert isinstance(queue, SendQueue)
+        require(getattr(eio._async.get("thread"), "pings_replaced", False)
+                and "self._async['thread'](target=target" in inspect.getsource(
+                    engineio.Server.start_background_task),
+                "python-engineio", "engineio.Server._async['thread']",
+                "start_background_task no longer starts its tasks with the 'thread' entry")
+        ping_source = inspect.getsource(engineio.socket.Socket._send_ping)
+        require("start_background_task(self._send_ping)" in inspect.getsource(
+                    engineio.socket.Socket.schedule_ping)
+                and all(step in ping_source for step in (
+                    "self.server.sleep(self.server.ping_interval)",
+                    "if not self.closing and not self.closed:",
+                    "self.last_ping = time.time()",
+                    "self.send(packet.Packet(packet.PING))")),
+                "python-engineio", "engineio.socket.Socket._send_ping",
+                "its ping task no longer sleeps the interval, then stamps and sends a ping")
         upgrade = inspect.getsource(engineio.socket.Socket._upgrade_websocket)
         ws = websockets_of(eio).get(eio_sid)
         require("self._websocket_handler" in upgrade and ws is not None

@@ -57,9 +57,10 @@ class Flusher:
         self._lock = threading.Lock()
         self._new = []
         self._thread = None
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        # Plain descriptors: they live as long as the process.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     def watch(self, sink):
         with self._lock:
@@ -69,7 +70,7 @@ class Flusher:
                                                 daemon=True)
                 self._thread.start()
         try:
-            self._wake_w.send(b"x")
+            os.write(self._wake_w, b"x")
         except BlockingIOError:
             pass  # a wake-up is already pending
 
@@ -81,7 +82,7 @@ class Flusher:
                 sink = key.data
                 if sink is None:
                     try:
-                        while self._wake_r.recv(4096):
+                        while os.read(self._wake_r, 4096):
                             pass
                     except BlockingIOError:
                         pass

@@ -11,8 +11,9 @@ from socketio.packet import Packet
 
 from logstream.web.fanout import FrameSink, SendQueue, websockets_of
 from logstream.web.internals import (SimpleWebSocketWSGI, deflate_window_bits,
-                                     locking_thread_class, session_of, use_send_queue_class,
-                                     use_websocket_class)
+                                     locking_thread_class, session_of, use_ping_task,
+                                     install_byte_queues, use_websocket_class)
+from logstream.web.heartbeat import ScheduledPing
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -192,6 +193,7 @@ class FastWebSocket(SimpleWebSocketWSGI):
 
 
 def install(socketio):
-    """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
+    """Make socketio's Engine.IO server use FastWebSocket, SendQueue and one heartbeat timer."""
     use_websocket_class(socketio.server.eio, FastWebSocket)
-    use_send_queue_class(socketio.server.eio, SendQueue)
+    install_byte_queues(socketio, SendQueue)
+    use_ping_task(socketio.server.eio, ScheduledPing)
