@@ -186,7 +186,9 @@ def run_fanout(viewers=1000, lines=300, rate=100.0, processes=4, deflate=True,
         if url:
             target = Target.existing(url, data_dir)
         else:
-            target = Target.start("logstream", temp)
+            # Room for every viewer and the probes, past the default cap if need be.
+            target = Target.start("logstream", temp, options=(
+                "--max-connections", max(viewers, idle_viewers) + 100))
             stack.callback(target.stop)
         if viewers:
             deployment_id = f"fanout-{os.getpid()}"
