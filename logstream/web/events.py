@@ -41,16 +41,6 @@ class SocketOutlet:
         """Return how many bytes are queued for a client and not yet sent."""
         return internals.queued_bytes(self.socketio.server, sid)
 
-    def shed_laggards(self, deployment_id, room, lines):
-        """Take clients whose backlog is full out of the room before it grows further."""
-        manager = self.socketio.server.manager
-        for sid, _ in list(manager.get_participants("/", room)):
-            if self.backlog(sid) > self.max_backlog_bytes:
-                log.warning("client %s is lagging: over %d bytes wait to be sent to it "
-                            "(Limits.max_backlog_bytes)", sid, self.max_backlog_bytes)
-                self.on_lagging(sid, deployment_id,
-                                lagging_status(deployment_id, lines[0][0] - 1, len(lines)))
-
     def _emit(self, event, payload, room, deployment_id, lines):
         """Send to the room's members, taking out those too far behind first."""
         def lagging(sid):

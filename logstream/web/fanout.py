@@ -118,12 +118,11 @@ class FrameSink:
         self._pending = collections.deque()
         self.pending_bytes = 0
         self.closed = False
-        # A socket with a timeout is non-blocking underneath, and Python
-        # would wait for it to drain; MSG_DONTWAIT does the job otherwise.
-        self._nonblocking_fd = sock.gettimeout() is not None
 
     def _write(self, parts):
-        if self._nonblocking_fd:
+        # A socket with a timeout is non-blocking underneath, but Python
+        # would wait for it to drain; a blocking one takes MSG_DONTWAIT.
+        if self._sock.gettimeout() is not None:
             return os.writev(self.fd, parts)
         return self._sock.sendmsg(parts, [], socket.MSG_DONTWAIT)
 
