@@ -15,7 +15,7 @@ LINE_BURST = 300
 
 @pytest.fixture(scope="module")
 def report():
-    """One small run of the whole benchmark, the seed baseline included."""
+    """One small run of the whole benchmark, the naive baseline included."""
     return run_bench(clients=CLIENTS, burst=BURST, line_burst=LINE_BURST, rate=50,
                      duration=0.4, idle_clients=6, progress=False)
 
@@ -50,19 +50,19 @@ def test_batches_carry_many_lines_and_single_lines_one_each(report):
     assert all(s["compressed"] for s in ours(report))
 
 
-def test_the_seed_baseline_runs_in_the_same_report(report):
-    seed = [s for s in report["scenarios"] if s["design"] == "seed"]
-    assert [s["name"] for s in seed] == [
+def test_the_naive_baseline_runs_in_the_same_report(report):
+    naive = [s for s in report["scenarios"] if s["design"] == "naive"]
+    assert [s["name"] for s in naive] == [
         "latency", "burst new_log x1", f"burst new_log x{CLIENTS}"]
-    # The seed's design may drop a half-written line; it must still deliver.
-    assert all(s["deliveries"] > 0 and s["mode"].startswith("seed") for s in seed)
+    # The naive design may drop a half-written line; it must still deliver.
+    assert all(s["deliveries"] > 0 and s["mode"].startswith("naive") for s in naive)
     ratios = report["headline"]["ratios"]
-    assert ratios["batch_one_client_vs_seed"] > 0
-    assert ratios["latency_p50_seed_over_ours"] > 0
+    assert ratios["batch_one_client_vs_naive"] > 0
+    assert ratios["latency_p50_naive_over_ours"] > 0
 
 
 def test_idle_clients_cost_is_measured(report):
-    for design in ("logstream", "seed"):
+    for design in ("logstream", "naive"):
         idle = report["idle"][design]
         assert idle["clients"] == 6
         assert idle["after"]["threads"] > idle["before"]["threads"]

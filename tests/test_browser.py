@@ -152,7 +152,7 @@ def open_connected(tabs, deployment_id, **options):
     return page
 
 
-# -- the seed's five manual tests -----------------------------------------------
+# -- five manual checks of a live log viewer, automated ------------------------
 
 def test_page_loads_and_shows_connected(tabs, logs):
     deployment_id, _ = logs.make(5)

@@ -1,12 +1,12 @@
-"""The seed's streaming design, kept only as the benchmark's baseline.
+"""A naive streaming design, kept only as the benchmark's baseline.
 
 It tails with readline and a 100 ms sleep when nothing is new, and emits
-one ``new_log`` per line to the deployment's room, as the seed README does.
-Two of the seed's defects are left out so it can be measured at all: one
-tailer per deployment (the seed started one per start_streaming, so every
-client got each line once per client) and tailers stop with the process.
-Everything else (same Flask-SocketIO threading mode on Werkzeug's threaded
-server, no line numbers, no history) is as the seed describes.
+one ``new_log`` per line to the deployment's room: the design most tutorials
+show. Two of its usual defects are left out so it can be measured at all: one
+tailer per deployment (not one per start_streaming, which would send every
+client each line once per client) and tailers stop with the process.
+Everything else (the same Flask-SocketIO threading mode on Werkzeug's
+threaded server, no line numbers, no history) is as simple as it gets.
 Run it with ``python -m logstream.tools.baseline_app --port N --data-dir D``.
 """
 
@@ -22,8 +22,8 @@ from werkzeug.serving import make_server
 POLL_SECONDS = 0.1
 
 
-def create_seed_app(data_dir):
-    """Create the seed-style app: join a room, tail the file, emit per line."""
+def create_naive_app(data_dir):
+    """Create the naive app: join a room, tail the file, emit per line."""
     app = Flask(__name__)
     socketio = SocketIO(app, async_mode="threading", logger=False, engineio_logger=False)
     tailers = {}
@@ -63,13 +63,13 @@ def create_seed_app(data_dir):
 
 
 def main(argv=None):
-    """Serve the seed-style app until killed."""
+    """Serve the naive app until killed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", required=True)
     args = parser.parse_args(argv)
-    httpd = make_server(args.host, args.port, create_seed_app(args.data_dir), threaded=True)
+    httpd = make_server(args.host, args.port, create_naive_app(args.data_dir), threaded=True)
     httpd.serve_forever()
 
 

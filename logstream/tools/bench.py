@@ -1,4 +1,4 @@
-"""Benchmark the streaming path end to end, against a seed-style baseline in the same run.
+"""Benchmark the streaming path end to end, against a naive baseline in the same run.
 
 The server runs in its own process (so its CPU and memory can be read
 apart), clients run in their own processes (so they are not the
@@ -25,7 +25,7 @@ from logstream.tools.benchtarget import BenchError, Sampler, Target, snapshot
 
 __all__ = ["BenchError", "format_report", "run_bench"]
 
-SETTLE_SECONDS = 0.2      # lets a seed-style tailer open the file before lines arrive
+SETTLE_SECONDS = 0.2      # lets a naive tailer open the file before lines arrive
 STALL_SECONDS = 5.0       # a client that hears nothing this long stops and counts losses
 PING_INTERVAL = 0.02
 
@@ -107,7 +107,7 @@ class Bench:
         latencies = [x for r in results for x in r["latencies_ns"]]
         return {
             "design": self.target.design, "name": name,
-            "mode": "seed (new_log per line)" if self.target.design == "seed"
+            "mode": "naive (new_log per line)" if self.target.design == "naive"
             else ("log_batch" if batch else "new_log"),
             "clients": clients, "lines": count, "rate": rate,
             "deliveries": delivered, "seconds": round(seconds, 3),
@@ -177,19 +177,19 @@ def _plan(design, clients, burst, line_burst, rate, duration, modes):
 
 
 def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_000,
-              rate=100.0, duration=4.0, mode="both", baseline="seed", idle_clients=200,
+              rate=100.0, duration=4.0, mode="both", baseline="naive", idle_clients=200,
               deflate=True, progress=None):
     """Run the benchmark and return its report as a dict.
 
     Without ``url`` a ``logstream serve`` process is started on a free port;
     with it, ``data_dir`` must be the folder that server reads. ``baseline``
-    "seed" starts the seed-style server too and runs the same scenarios
+    "naive" starts the naive server too and runs the same scenarios
     against it, interleaved, so both see the same machine load.
     """
     from tqdm import tqdm
 
     modes = {"batch": ("batch",), "lines": ("lines",), "both": ("batch", "lines")}[mode]
-    designs = ["logstream"] + (["seed"] if baseline == "seed" else [])
+    designs = ["logstream"] + (["naive"] if baseline == "naive" else [])
     plans = {d: _plan(d, clients, burst, line_burst, rate, duration, modes) for d in designs}
     total = sum(n * count for plan in plans.values() for _, n, count, _, _ in plan)
     report = {"machine": machine(), "settings": {
@@ -254,7 +254,7 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--burst", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="Lines written at once for log_batch bursts (0 skips them).")
 @click.option("--line-burst", default=20_000, show_default=True, type=click.IntRange(min=0),
-              help="Lines written at once for per-line new_log bursts, ours and the seed's.")
+              help="Lines written at once for per-line new_log bursts, ours and the naive design's.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(min=0),
               help="Lines per second for the latency run (0 skips it).")
 @click.option("--duration", default=4.0, show_default=True, type=click.FloatRange(min=0.1),
@@ -262,8 +262,8 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--mode", default="both", show_default=True,
               type=click.Choice(["batch", "lines", "both"]),
               help="Which events to measure: log_batch, per-line new_log, or both.")
-@click.option("--baseline", default="seed", show_default=True, type=click.Choice(["seed", "none"]),
-              help="Also run the seed's design (100 ms polling, an emit per line) in this run.")
+@click.option("--baseline", default="naive", show_default=True, type=click.Choice(["naive", "none"]),
+              help="Also run the naive design (100 ms polling, an emit per line) in this run.")
 @click.option("--idle-clients", default=200, show_default=True, type=click.IntRange(min=0),
               help="Connected quiet clients for the idle-cost measurement (0 skips it).")
 @click.option("--deflate/--no-deflate", default=True, show_default=True,
@@ -271,7 +271,7 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(url, data_dir, scenario, clients, fanout_lines, client_processes, frontail, burst,
           line_burst, rate, duration, mode, baseline, idle_clients, deflate, as_json):
-    """Measure lines/s, latency, losses and server cost, against the seed's design."""
+    """Measure lines/s, latency, losses and server cost, against the naive design."""
     if data_dir and not url:
         raise click.UsageError("--data-dir goes with --url; without it the benchmark "
                                "starts its own server in a temporary folder.")

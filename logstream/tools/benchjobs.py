@@ -54,7 +54,7 @@ def stream_job(job, conn):
              "first_ns": None, "last_ns": None}
     stamp_end, seq_start, seq_end = STAMP_DIGITS, STAMP_DIGITS + 1, STAMP_DIGITS + 1 + SEQ_DIGITS
 
-    numbered = job.get("batch") is not None  # the seed's lines carry no number
+    numbered = job.get("batch") is not None  # the naive design's lines carry no number
 
     def take(items, now):
         # Bookkeeping in locals: the client must stay cheaper than the server.

@@ -18,7 +18,7 @@ def find_scenario(scenarios, design, name_start, clients=None):
 
 
 def headline(scenarios, clients, rate):
-    """Pick the numbers the targets name, ours and the seed's, with ratios."""
+    """Pick the numbers the targets name, ours and the naive design's, with ratios."""
     def get(design, name, key, n=None):
         s = find_scenario(scenarios, design, name, n)
         if s is None:
@@ -35,14 +35,14 @@ def headline(scenarios, clients, rate):
         "latency_p50": ("logstream", "latency", "latency_p50", None),
         "latency_p99": ("logstream", "latency", "latency_p99", None),
     }
-    seed_rows = {
-        "one_client": ("seed", "burst new_log", "deliveries_per_s", 1),
-        "total": ("seed", "burst new_log", "deliveries_per_s", clients),
-        "latency_p50": ("seed", "latency", "latency_p50", None),
-        "latency_p99": ("seed", "latency", "latency_p99", None),
+    naive_rows = {
+        "one_client": ("naive", "burst new_log", "deliveries_per_s", 1),
+        "total": ("naive", "burst new_log", "deliveries_per_s", clients),
+        "latency_p50": ("naive", "latency", "latency_p50", None),
+        "latency_p99": ("naive", "latency", "latency_p99", None),
     }
     ours = {key: get(*spec) for key, spec in rows.items()}
-    seed = {key: get(*spec) for key, spec in seed_rows.items()}
+    naive = {key: get(*spec) for key, spec in naive_rows.items()}
 
     def ratio(a, b, invert=False):
         if not a or not b:
@@ -50,12 +50,12 @@ def headline(scenarios, clients, rate):
         return round(b / a if invert else a / b, 1)
 
     ratios = {
-        "batch_one_client_vs_seed": ratio(ours["batch_one_client"], seed["one_client"]),
-        "batch_total_vs_seed": ratio(ours["batch_total"], seed["total"]),
-        "lines_one_client_vs_seed": ratio(ours["lines_one_client"], seed["one_client"]),
-        "lines_total_vs_seed": ratio(ours["lines_total"], seed["total"]),
-        "latency_p50_seed_over_ours": ratio(ours["latency_p50"], seed["latency_p50"], True),
-        "latency_p99_seed_over_ours": ratio(ours["latency_p99"], seed["latency_p99"], True),
+        "batch_one_client_vs_naive": ratio(ours["batch_one_client"], naive["one_client"]),
+        "batch_total_vs_naive": ratio(ours["batch_total"], naive["total"]),
+        "lines_one_client_vs_naive": ratio(ours["lines_one_client"], naive["one_client"]),
+        "lines_total_vs_naive": ratio(ours["lines_total"], naive["total"]),
+        "latency_p50_naive_over_ours": ratio(ours["latency_p50"], naive["latency_p50"], True),
+        "latency_p99_naive_over_ours": ratio(ours["latency_p99"], naive["latency_p99"], True),
     }
     targets = []
     for key, text, threshold, higher in TARGETS:
@@ -70,7 +70,7 @@ def headline(scenarios, clients, rate):
                 == s["misnumbered"] == 0 for s in ours_scenarios)
     targets.append({"target": "nothing lost, duplicated or out of order", "threshold": 0,
                     "value": None, "met": clean if ours_scenarios else None})
-    return {"logstream": ours, "seed": seed, "ratios": ratios, "targets": targets}
+    return {"logstream": ours, "naive": naive, "ratios": ratios, "targets": targets}
 
 
 def _n(value, digits=0):
@@ -119,7 +119,7 @@ def format_report(report):
                    f"{_n((idle['ping_ms'] or {}).get('p99'), 2)} ms")
     ratios = report["headline"]["ratios"]
     if any(v is not None for v in ratios.values()):
-        out.append("\nagainst the seed's design, same run:")
+        out.append("\nagainst the naive design, same run:")
         for key, value in ratios.items():
             if value is not None:
                 out.append(f"  {key.replace('_', ' ')}: {value:g}x")

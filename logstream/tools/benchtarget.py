@@ -35,11 +35,11 @@ class Target:
         port = free_port()
         if design == "logstream":
             command = logstream_command("serve", "--port", port, "--data-dir", data_dir, *options)
-        elif design == "seed":
+        elif design == "naive":
             command = [sys.executable, "-m", "logstream.tools.baseline_app", "--port", str(port),
                        "--data-dir", str(data_dir)]
         else:
-            raise BenchError(f"There is no server design called {design!r}; use logstream or seed.")
+            raise BenchError(f"There is no server design called {design!r}; use logstream or naive.")
         url = f"http://127.0.0.1:{port}"
         child = ChildProcess(f"the {design} server", command,
                              os.path.join(data_dir, f".{design}-server.out"),
