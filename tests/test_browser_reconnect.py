@@ -55,15 +55,17 @@ def test_after_the_server_stops_and_comes_back_the_browser_client_reconnects(bro
         before.stop()
         wait_until(lambda: "disconnect" in kinds(page), what="the client to see the close")
         # The server said goodbye at the Engine.IO level ("1"), not with a
-        # Socket.IO disconnect packet ("41").
-        assert frames[-1] == "1" and "41" not in frames, frames
+        # Socket.IO disconnect packet ("41"). (A quick first retry may reach
+        # the server while its port is still closing; its frames come after.)
+        assert "1" in frames and "41" not in frames, frames
         assert events(page)[1] == ["disconnect", "transport close", True], events(page)
         wait_until(lambda: "reconnect_attempt" in kinds(page), what="a reconnect attempt")
 
+        connects = kinds(page).count("connect")
         after = start_server(data_dir=tmp_path, port=before.port, quiet=True)
-        wait_until(lambda: kinds(page).count("connect") == 2, timeout=15,
+        wait_until(lambda: kinds(page).count("connect") > connects, timeout=15,
                    what="the client to reconnect by itself")
-        second_sid = [event for event in events(page) if event[0] == "connect"][1][1]
+        second_sid = [event for event in events(page) if event[0] == "connect"][-1][1]
         assert second_sid != first_sid, "a reconnect is a new connection, with a new sid"
         page.close()
     finally:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib.metadata import entry_points
 
 import httpx
 import pytest
@@ -20,8 +21,12 @@ from logstream.web import vendor
 TOKEN = "logstream-proxy-test-token"
 WAIT_MS = 30_000
 SERVE_TOKEN = "logstream-own-token"
-# The launcher tile, configured as the package's entry point configures it.
-SERVER_CONFIG = """
+# The launcher tile: the package's entry point brings it where the package is
+# installed with its metadata; elsewhere (a checkout on the path) it is
+# configured the same way by hand, so there is exactly one.
+TILE_INSTALLED = any(entry.name == "logstream"
+                     for entry in entry_points(group="jupyter_serverproxy_servers"))
+SERVER_CONFIG = "" if TILE_INSTALLED else """
 from logstream.web.jupyter_proxy import setup_logstream
 c.ServerProxy.servers = {"logstream": setup_logstream()}
 """
