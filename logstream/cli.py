@@ -74,12 +74,9 @@ def main():
               type=click.IntRange(min=MIN_SPOOL_BYTES),
               help="Standard input is kept in a spool file of at most this size; "
                    "past it, the spool starts again (as a rotated log).")
-@click.option("--max-connections", default=None, type=click.IntRange(min=1),
-              help="Socket.IO connections served at once; the next is refused "
-                   "(default: logstream.web.limits.Limits, see docs/benchmarks.md).")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotate_wait,
-          token, allowed_hosts, message_queue, name, spool_bytes, max_connections, paths):
+          token, allowed_hosts, message_queue, name, spool_bytes, paths):
     """Serve the log viewer and the streaming endpoints.
 
     Each PATH is a log file, a folder (every *.log file under it, now or
@@ -100,10 +97,6 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotat
                     "this machine can read every log.", fg="yellow", err=True)
 
     worker = {}
-    if max_connections is not None:
-        from logstream.web.limits import Limits
-
-        worker["limits"] = Limits(max_connections=max_connections)
     if paths:
         if message_queue:
             raise click.UsageError("--message-queue serves --data-dir; it can't follow PATHs.")
@@ -115,7 +108,7 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotat
         problem = check_message_queue(message_queue)
         if problem:
             raise click.UsageError(problem)
-        worker.update(app_factory=create_worker_app, message_queue=message_queue)
+        worker = {"app_factory": create_worker_app, "message_queue": message_queue}
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.web.vendor`).", fg="yellow", err=True)

@@ -16,7 +16,6 @@ from wsproto.extensions import PerMessageDeflate
 
 from logstream.clients.logclient import LogClient
 from logstream.web import internals
-from logstream.web.fanout import SendQueue, websockets_of
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,29 +72,6 @@ def test_engineio_sessions_and_their_send_queues(server):
                 "engineio.socket.Socket.queue",
                 "a session's queue is no longer made from the server's _async['queue']")
         assert internals.queued_bytes(sio_server, sid) >= 0
-        # The fan-out's queue is a ByteQueue that also tells when it is drained.
-        assert isinstance(queue, SendQueue)
-        require(getattr(eio._async.get("thread"), "pings_replaced", False)
-                and "self._async['thread'](target=target" in inspect.getsource(
-                    engineio.Server.start_background_task),
-                "python-engineio", "engineio.Server._async['thread']",
-                "start_background_task no longer starts its tasks with the 'thread' entry")
-        ping_source = inspect.getsource(engineio.socket.Socket._send_ping)
-        require("start_background_task(self._send_ping)" in inspect.getsource(
-                    engineio.socket.Socket.schedule_ping)
-                and all(step in ping_source for step in (
-                    "self.server.sleep(self.server.ping_interval)",
-                    "if not self.closing and not self.closed:",
-                    "self.last_ping = time.time()",
-                    "self.send(packet.Packet(packet.PING))")),
-                "python-engineio", "engineio.socket.Socket._send_ping",
-                "its ping task no longer sleeps the interval, then stamps and sends a ping")
-        upgrade = inspect.getsource(engineio.socket.Socket._upgrade_websocket)
-        ws = websockets_of(eio).get(eio_sid)
-        require("self._websocket_handler" in upgrade and ws is not None
-                and ws.session is session,
-                "python-engineio", "engineio.socket.Socket._websocket_handler",
-                "the handler given to the WebSocket class is no longer a method of its session")
 
 
 def test_socketio_client_reconnect_task():

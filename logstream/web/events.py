@@ -11,7 +11,6 @@ from flask_socketio import ConnectionRefusedError, emit
 
 from logstream.web import auth, internals
 from logstream.core.deployments import UnknownDeployment
-from logstream.web.fanout import RoomFanout
 from logstream.web.limits import PIECE_BYTES, ClientLimits, byte_pieces
 from logstream.web.payloads import (batch_json, batch_room, lagging_status, line_json,
                                      line_room)
@@ -35,31 +34,32 @@ class SocketOutlet:
         # for an empty room.
         self.line_members = Counter()
         self.batch_members = Counter()
-        self.fanout = RoomFanout(socketio)
 
     def backlog(self, sid):
         """Return how many bytes are queued for a client and not yet sent."""
         return internals.queued_bytes(self.socketio.server, sid)
 
-    def _emit(self, event, payload, room, deployment_id, lines):
-        """Send to the room's members, taking out those too far behind first."""
-        def lagging(sid):
-            log.warning("client %s is lagging: over %d bytes wait to be sent to it "
-                        "(Limits.max_backlog_bytes)", sid, self.max_backlog_bytes)
-            self.on_lagging(sid, deployment_id,
-                            lagging_status(deployment_id, lines[0][0] - 1, len(lines)))
-
-        self.fanout.emit(event, payload, room, lagging, self.max_backlog_bytes, self.backlog)
+    def shed_laggards(self, deployment_id, room, lines):
+        """Take clients whose backlog is full out of the room before it grows further."""
+        manager = self.socketio.server.manager
+        for sid, _ in list(manager.get_participants("/", room)):
+            if self.backlog(sid) > self.max_backlog_bytes:
+                log.warning("client %s is lagging: over %d bytes wait to be sent to it "
+                            "(Limits.max_backlog_bytes)", sid, self.max_backlog_bytes)
+                self.on_lagging(sid, deployment_id,
+                                lagging_status(deployment_id, lines[0][0] - 1, len(lines)))
 
     def publish(self, deployment_id, lines):
         if self.batch_members[deployment_id]:
-            self._emit("log_batch", batch_json(deployment_id, lines),
-                       batch_room(deployment_id), deployment_id, lines)
+            room = batch_room(deployment_id)
+            self.shed_laggards(deployment_id, room, lines)
+            self.socketio.emit("log_batch", batch_json(deployment_id, lines), to=room)
         if self.line_members[deployment_id]:
             room = line_room(deployment_id)
+            self.shed_laggards(deployment_id, room, lines)
             for number, text in lines:
-                self._emit("new_log", line_json(deployment_id, number, text), room,
-                           deployment_id, [(number, text)])
+                self.socketio.emit("new_log", line_json(deployment_id, number, text),
+                                   to=room)
 
     def status(self, deployment_id, payload):
         payload = dict(payload, deployment_id=deployment_id)

@@ -26,12 +26,6 @@ PRIVATE_NAMES = {
         "engineio.Server.sockets":
             "every open Engine.IO session, to close them at shutdown or when they never join",
         "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
-        "engineio.Server._async['thread']":
-            "how a server starts its tasks, so each session's ping runs on one shared timer",
-        "engineio.socket.Socket._send_ping":
-            "the ping task heartbeat.ping replaces (sleep, then ping an open session)",
-        "engineio.socket.Socket._websocket_handler":
-            "the handler given to the WebSocket class is a method of its session",
     },
     "python-socketio": {
         "socketio.Client._reconnect_task": "whether a client is still trying to reconnect",
@@ -56,28 +50,6 @@ def use_websocket_class(eio, websocket_class):
     if eio._async.get("websocket") is SimpleWebSocketWSGI:
         # A copy: the stock dict is shared by every Engine.IO server in the process.
         eio._async = dict(eio._async, websocket=websocket_class)
-
-
-def use_ping_task(eio, ping_task):
-    """Make one Engine.IO server hand each session's ping to ping_task(session), not a sleeping thread."""
-    thread_class = eio._async["thread"]
-    if getattr(thread_class, "pings_replaced", False):
-        return
-
-    def start_task(target, args=(), kwargs=None):
-        session = getattr(target, "__self__", None)
-        if getattr(target, "__name__", None) == "_send_ping" and session is not None:
-            return ping_task(session)
-        return thread_class(target=target, args=args, kwargs=kwargs or {})
-
-    start_task.pings_replaced = True
-    eio._async = dict(eio._async, thread=start_task)
-
-
-def session_of(handler):
-    """Return the Engine.IO session whose WebSocket handler this is, or None."""
-    session = getattr(handler, "__self__", None)
-    return session if hasattr(session, "sid") and hasattr(session, "queue") else None
 
 
 def close_sessions(eio, timeout=2.0):
@@ -150,16 +122,12 @@ class ByteQueue(queue.Queue):
         return item
 
 
-def install_byte_queues(socketio, queue_class=None):
-    """Make every Engine.IO session of socketio queue its packets in a ByteQueue (or queue_class, a subclass)."""
-    queue_class = queue_class or ByteQueue
+def install_byte_queues(socketio):
+    """Make every Engine.IO session of socketio queue its packets in a ByteQueue."""
     eio = socketio.server.eio
     # Engine.IO builds each session's queue with _async["queue"]; a copy,
     # because the stock dict is shared by every Engine.IO server in the process.
-    # A subclass installed already (fanout.SendQueue) stays.
-    current = eio._async.get("queue")
-    if not (isinstance(current, type) and issubclass(current, queue_class)):
-        eio._async = dict(eio._async, queue=queue_class)
+    eio._async = dict(eio._async, queue=ByteQueue)
 
 
 def queued_bytes(sio_server, sid, namespace="/"):
@@ -234,15 +202,15 @@ class LockedSocket:
         return getattr(self._sock, name)
 
 
-def locking_thread_class(target, wrap=LockedSocket, **kwargs):
+def locking_thread_class(target, **kwargs):
     """Build simple-websocket's reader thread, first routing its socket's writes through a LockedSocket.
 
     Passed as simple_websocket.Server's ``thread_class``: it runs after the
     handshake and before the thread starts, so no write ever bypasses the lock.
     """
     ws = target.__self__
-    if not isinstance(ws.sock, wrap):
-        ws.sock = wrap(ws.sock)
+    if not isinstance(ws.sock, LockedSocket):
+        ws.sock = LockedSocket(ws.sock)
     return threading.Thread(target=target, **kwargs)
 
 

@@ -19,9 +19,8 @@ class Limits:
     streams_per_client: int = 50
     # Streams open at once on the whole server: Socket.IO joins plus SSE responses.
     max_streams: int = 10_000
-    # Socket.IO connections plus SSE responses: one threading server held
-    # 3,000 idle viewers at a few ms per request (docs/benchmarks.md).
-    max_connections: int = 3000
+    # Socket.IO connections plus SSE responses.
+    max_connections: int = 1000
     # Bytes waiting to be sent to one client, as they go on the wire, before
     # it is declared lagging.
     max_backlog_bytes: int = 4 << 20

@@ -9,11 +9,8 @@ import zlib
 
 from socketio.packet import Packet
 
-from logstream.web.fanout import FrameSink, SendQueue, websockets_of
 from logstream.web.internals import (SimpleWebSocketWSGI, deflate_window_bits,
-                                     locking_thread_class, session_of, use_ping_task,
-                                     install_byte_queues, use_websocket_class)
-from logstream.web.heartbeat import ScheduledPing
+                                     locking_thread_class, use_websocket_class)
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -121,56 +118,20 @@ class FastWebSocket(SimpleWebSocketWSGI):
     algorithm so small frames (pongs, single lines) leave at once instead of
     waiting up to 40 ms for the previous frame's ACK. Every write to the
     socket, simple-websocket's own pongs and closes included, goes through
-    one FrameSink, in order and without blocking, so frames never interleave
-    and a room's emit can write the same frame to every member
-    (:mod:`logstream.web.fanout`).
+    one lock, so frames never interleave.
     """
 
     _ready = False
-    wbits = None
-    sink = None
+    _wbits = None
 
     def __init__(self, handler, server, **kwargs):
-        super().__init__(handler, server, thread_class=self._thread_class, **kwargs)
-        self.session = session_of(handler)
-        self.eio = server
-
-    def _thread_class(self, target, **kwargs):
-        thread = locking_thread_class(target, wrap=FrameSink, **kwargs)
-        self.sink = target.__self__.sock
-        return thread
-
-    def __call__(self, environ, start_response):
-        try:
-            return super().__call__(environ, start_response)
-        finally:
-            if self.session is not None:
-                websockets_of(self.eio).pop(self.session.sid, None)
+        super().__init__(handler, server, thread_class=locking_thread_class, **kwargs)
 
     def _prepare(self):
         ws = self.ws
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.wbits = deflate_window_bits(ws)
+        self._wbits = deflate_window_bits(ws)
         self._ready = True
-        if self.session is not None and isinstance(self.sink, FrameSink):
-            websockets_of(self.eio)[self.session.sid] = self
-
-    def direct_ready(self):
-        """Return True when a frame written now can't overtake a packet Engine.IO holds."""
-        queue = self.session.queue if self.session is not None else None
-        return (self._ready and self.ws.connected and isinstance(queue, SendQueue)
-                and queue.drained())
-
-    def frame(self, message):
-        """Return the frame parts that carry message to this client."""
-        if isinstance(message, (bytes, bytearray)):
-            first, data = 0x82, bytes(message)
-        else:
-            first, data = 0x81, message.encode()
-        if self.wbits is not None and len(data) >= COMPRESS_MIN_BYTES:
-            data = _shared_deflate.compress(message, data, self.wbits)
-            first |= 0x40
-        return (frame_header(first, len(data)), data)
 
     def send(self, message):
         ws = self.ws
@@ -178,7 +139,14 @@ class FastWebSocket(SimpleWebSocketWSGI):
             raise OSError("the WebSocket is closed")
         if not self._ready:
             self._prepare()
-        ws.sock.send_parts(*self.frame(message))
+        if isinstance(message, (bytes, bytearray)):
+            first, data = 0x82, bytes(message)
+        else:
+            first, data = 0x81, message.encode()
+        if self._wbits is not None and len(data) >= COMPRESS_MIN_BYTES:
+            data = _shared_deflate.compress(message, data, self._wbits)
+            first |= 0x40
+        ws.sock.send_parts(frame_header(first, len(data)), data)
 
 
     def close(self):
@@ -193,7 +161,5 @@ class FastWebSocket(SimpleWebSocketWSGI):
 
 
 def install(socketio):
-    """Make socketio's Engine.IO server use FastWebSocket, SendQueue and one heartbeat timer."""
+    """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
     use_websocket_class(socketio.server.eio, FastWebSocket)
-    install_byte_queues(socketio, SendQueue)
-    use_ping_task(socketio.server.eio, ScheduledPing)
