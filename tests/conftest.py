@@ -74,14 +74,18 @@ def serve_process(*args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, **
         [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port), *args],
         stdout=stdout, stderr=stderr, **options)
     url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, "logstream serve")
+    return process, url
 
+
+def wait_healthy(url, what="the server", timeout=30):
+    """Return once url's /healthz answers 200; fail the test after timeout seconds."""
     def healthy():
         try:
             return httpx.get(url + "/healthz").status_code == 200
         except httpx.TransportError:
             return False
-    wait_until(healthy, timeout=30, message="logstream serve to answer")
-    return process, url
+    wait_until(healthy, timeout=timeout, message=f"{what} to answer")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import RawClient, append, open_fds, wait_until
+from conftest import RawClient, append, open_fds, wait_healthy, wait_until
 from logstream.clients.logclient import LogClient
 from logstream.core.deployments import LineCounts, list_deployments
 from logstream.core import lineindex
@@ -342,12 +342,7 @@ def test_gunicorn_with_threads_serves_and_streams(tmp_path):
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        def healthy():
-            try:
-                return httpx.get(url + "/healthz").status_code == 200
-            except httpx.TransportError:
-                return False
-        wait_until(healthy, timeout=30, message="gunicorn to start")
+        wait_healthy(url, "gunicorn")
         with LogClient(url) as client:
             sub = client.follow("prod")
             assert sub.get(timeout=10) == (1, "first")
