@@ -192,7 +192,7 @@ def test_history_is_read_from_the_index(follow, tmp_path):
     assert done.wait(10)
     assert [n for n, _ in got] == list(range(15001, 20001))
     assert got[0][1].startswith("015001 ")
-    assert len(follower._index.offsets) > 2  # it really used checkpoints
+    assert len(follower._index_offsets) > 2  # it really used checkpoints
 
 
 def test_truncation_rotation_deletion_and_recreation(follow, tmp_path):

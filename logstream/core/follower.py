@@ -12,7 +12,7 @@ import time
 from logstream.core import watcher as watching
 from logstream.core.fileio import open_no_follow, read_at
 from logstream.core.fingerprint import Fingerprint, stat_path
-from logstream.core.lineindex import INDEXES, Index
+from logstream.core.lineindex import INDEX_SPACING, INDEXES
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from logstream.core.watcher import DEFAULT_POLL_INTERVAL, inotify_available  # noqa: F401
 
@@ -23,6 +23,9 @@ HISTORY_BATCH = 1000
 # After a rename, the application may write to the old file until it reopens
 # its log (logrotate's postrotate signal): keep reading it this long.
 DEFAULT_ROTATE_WAIT = 5.0
+
+_open_no_follow = open_no_follow  # the name logstream.scale.relay imports
+
 
 class Follower:
     """Tail one file, numbering its lines from 1, on the process's watcher thread.
@@ -161,8 +164,10 @@ class Follower:
     def _reset(self):
         """Forget the old file: numbering restarts at line 1."""
         self.lines = 0
-        self._index = Index(None, None)  # where lines end, for finding line N
+        self._index_offsets = [0]
+        self._index_lines = [0]
         self._splitter = LineSplitter(self.max_line_bytes)
+        self._line_end = 0
         self._read_pos = 0
         self._seen = None
         if self._fp is not None:
@@ -177,10 +182,16 @@ class Follower:
         """
         index = INDEXES.index(self._fd, self.path)
         self.lines = index.total
-        self._index = index
+        self._index_offsets, self._index_lines = index.offsets, index.lines
         # Start reading right after the last complete line, so a partial
         # line already on disk is picked up when its newline arrives.
+        self._line_end = index.end
         self._read_pos = index.end
+
+    def _remember(self, line_end):
+        if line_end - self._index_offsets[-1] >= INDEX_SPACING:
+            self._index_offsets.append(line_end)
+            self._index_lines.append(self.lines)
 
     def _read_new(self):
         """Publish the complete lines written since the last read."""
@@ -208,7 +219,8 @@ class Follower:
                 continue
             first = self.lines + 1
             self.lines += len(texts)
-            self._index.note(self._read_pos - self._splitter.held_bytes, self.lines)
+            self._line_end = self._read_pos - self._splitter.held_bytes
+            self._remember(self._line_end)
             self.on_lines(list(zip(range(first, first + len(texts)), texts)))
 
     def _check_file(self, full):
@@ -285,13 +297,12 @@ class Follower:
         """Yield lists of (number, text) for lines first..self.lines."""
         if self._fd is None or first > self.lines:
             return
-        index = self._index
-        at = bisect.bisect_right(index.lines, first - 1) - 1
-        offset, number = index.offsets[at], index.lines[at]
+        at = bisect.bisect_right(self._index_lines, first - 1) - 1
+        offset, number = self._index_offsets[at], self._index_lines[at]
         splitter = LineSplitter(self.max_line_bytes)
         batch = []
-        while offset < index.end:
-            chunk = read_at(self._fd, min(READ_SIZE, index.end - offset), offset)
+        while offset < self._line_end:
+            chunk = read_at(self._fd, min(READ_SIZE, self._line_end - offset), offset)
             if not chunk:
                 break
             offset += len(chunk)

@@ -61,13 +61,6 @@ class Index:
         start = max(0, self.end - GUARD_BYTES)
         return read_at(fd, self.end - start, start) == self.guard
 
-    def note(self, end, total):
-        """Record that total complete lines end at end, marking a stretch every INDEX_SPACING bytes."""
-        self.end, self.total = end, total
-        if end - self.offsets[-1] >= INDEX_SPACING:
-            self.offsets.append(end)
-            self.lines.append(total)
-
     def extend(self, fd, size):
         """Count and index the complete lines between end and size; return the bytes read."""
         offset = read = self.end
@@ -77,7 +70,11 @@ class Index:
                 break
             count = chunk.count(b"\n")
             if count:
-                self.note(offset + chunk.rfind(b"\n") + 1, self.total + count)
+                self.total += count
+                self.end = offset + chunk.rfind(b"\n") + 1
+                if self.end - self.offsets[-1] >= INDEX_SPACING:
+                    self.offsets.append(self.end)
+                    self.lines.append(self.total)
             offset += len(chunk)
         if self.end:
             self.head_crc = zlib.crc32(read_at(fd, min(HEAD_BYTES, self.end), 0))

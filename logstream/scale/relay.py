@@ -19,8 +19,7 @@ import threading
 
 import socketio
 
-from logstream.core.fileio import open_no_follow, read_at
-from logstream.core.follower import HISTORY_BATCH
+from logstream.core.follower import HISTORY_BATCH, _open_no_follow
 from logstream.core.hub import StreamHub
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 
@@ -62,7 +61,7 @@ class DiskLines:
         """
         self.count = 0
         try:
-            fd = open_no_follow(self.path)
+            fd = _open_no_follow(self.path)
         except OSError:
             return  # deleted meanwhile: the shipper will say so
         try:
@@ -74,7 +73,7 @@ class DiskLines:
             splitter = LineSplitter(self.max_line_bytes)
             batch = []
             while last is None or number < last:
-                chunk = read_at(fd, READ_SIZE, offset)
+                chunk = os.pread(fd, READ_SIZE, offset)
                 if not chunk:
                     break
                 offset += len(chunk)

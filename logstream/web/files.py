@@ -10,7 +10,7 @@ import time
 from flask import Blueprint, Response, abort, current_app, jsonify, make_response, request, send_file
 
 from logstream.core.deployments import InvalidDeploymentId, UnknownDeployment
-from logstream.core.fileio import open_no_follow, read_at
+from logstream.core.fileio import open_no_follow
 from logstream.core.lineindex import INDEXES
 from logstream.core.search import (SEARCH_SECONDS, SearchError, compile_query,
                                    read_lines, search)
@@ -184,7 +184,7 @@ class Snapshot(io.RawIOBase):
 
     def readinto(self, buffer):
         wanted = max(0, min(len(buffer), self._size - self._pos))
-        data = read_at(self._fd, wanted, self._pos) if wanted else b""
+        data = os.pread(self._fd, wanted, self._pos) if wanted else b""
         buffer[: len(data)] = data
         self._pos += len(data)
         return len(data)
