@@ -126,6 +126,14 @@ def open_fds(kinds=("pipe:", "anon_inode:", "/")):
     return sorted(found)
 
 
+def fds_opened_since(before):
+    """Return the open file descriptors (as open_fds() names them) that were not open
+    in ``before``. Fds that other tests' servers close meanwhile (a rotated log read
+    out for its grace period) don't count: only what is still open and new does."""
+    from collections import Counter
+    return sorted((Counter(open_fds()) - Counter(before)).elements())
+
+
 class RawClient:
     """A plain python-socketio client that records every event, unfiltered.
 

@@ -15,7 +15,7 @@ import websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import RawClient, append, open_fds, wait_healthy, wait_until
+from conftest import RawClient, append, fds_opened_since, open_fds, wait_healthy, wait_until
 from logstream.clients.logclient import LogClient
 from logstream.core.deployments import LineCounts, list_deployments
 from logstream.core import lineindex
@@ -206,7 +206,7 @@ def test_churn_leaves_threads_and_fds_at_baseline(make_server):
     wait_until(lambda: hub.followed() == set(), message="the follower to be released")
     wait_until(lambda: threading.active_count() <= threads_before + 2,
                message="threads to return to baseline")
-    wait_until(lambda: open_fds() == fds_before, message="fds to return to baseline")
+    wait_until(lambda: not fds_opened_since(fds_before), message="fds to return to baseline")
     sio_client.close()
 
 

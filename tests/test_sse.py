@@ -9,7 +9,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from conftest import Logs, append, open_fds, wait_until
+from conftest import Logs, append, fds_opened_since, open_fds, wait_until
 from logstream.core.watcher import followed_names
 from logstream.web.server import start_server
 
@@ -253,7 +253,7 @@ def test_a_departed_client_releases_its_follower_while_the_log_is_idle(
     wait_until(lambda: not follower_names(), message="the follower to stop")
     wait_until(lambda: not request_threads(), message="the response thread to end")
     assert server.app.extensions["logstream"].hub.followed() == set()
-    wait_until(lambda: open_fds() == fds_before, message="file descriptors to be closed")
+    wait_until(lambda: not fds_opened_since(fds_before), message="file descriptors to be closed")
 
 
 def test_sse_and_socketio_subscribers_share_one_follower(server, logs, sse, raw):

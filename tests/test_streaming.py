@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from conftest import append, open_fds, wait_until
+from conftest import append, fds_opened_since, open_fds, wait_until
 from logstream.core.watcher import followed_names
 
 
@@ -180,7 +180,7 @@ def test_one_follower_per_deployment_released_after_the_last_client(server, logs
     clients[3].close()
     wait_until(lambda: not follower_names(), message="the follower to stop")
     assert server.app.extensions["logstream"].hub.followed() == set()
-    wait_until(lambda: open_fds() == fds_before, message="file descriptors to be closed")
+    wait_until(lambda: not fds_opened_since(fds_before), message="file descriptors to be closed")
 
 
 def test_stop_streaming_stops_the_lines(logs, raw):
