@@ -9,6 +9,7 @@ within its byte budget, and that connections cost no OS thread.
 
 import json
 import subprocess
+import sys
 import threading
 
 import httpx
@@ -263,6 +264,52 @@ def test_sse_viewers_and_idle_sockets_hold_no_thread_on_green_threads(tmp_path):
                 viewer.close(timeout=0.2)
     finally:
         served.stop()
+
+
+GREEN_FANOUT = """
+import json, sys, tempfile, pathlib
+from gevent import monkey
+monkey.patch_all()
+from logstream.web.server import start_server
+from logstream.tools.leanclient import LeanClient
+
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / "room.log").write_text("")
+with start_server(data_dir=folder) as server:
+    viewers = []
+    for _ in range(5):
+        viewer = LeanClient(server.url)
+        viewer.call("start_streaming", {"deployment_id": "room", "batch": True},
+                    on_other=lambda message: None)
+        viewers.append(viewer)
+    for n in range(20):
+        with open(folder / "room.log", "a") as out:
+            out.write(f"line {n}\\n")
+        for viewer in viewers:
+            while f"line {n}".encode() not in viewer.recv_text():
+                pass
+    fanout = server.app.extensions["logstream.web.fanout"]
+    print(json.dumps({"direct": fanout.direct_writes, "queued": fanout.queued_writes}))
+"""
+
+
+def test_on_green_threads_a_rooms_lines_are_written_straight_to_its_viewers():
+    """The fan-out's direct path is the one taken: each line is one write per viewer, no queue."""
+    done = subprocess.run([sys.executable, "-c", GREEN_FANOUT], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts["direct"] >= 5 * 20 - 5 and counts["queued"] <= 5, counts
+
+
+def test_on_os_threads_rooms_go_through_engineio(server, logs, raw):
+    deployment_id, path = logs.make(0)
+    client = raw()
+    client.call("start_streaming", {"deployment_id": deployment_id, "batch": True})
+    with open(path, "a") as out:
+        out.write("one\n")
+    wait_until(lambda: client.line_numbers() == [1], message="the line")
+    assert server.app.extensions["logstream.web.fanout"].direct_writes == 0
 
 
 def test_serve_runs_on_green_threads_by_default_and_says_when_it_cannot(tmp_path):

@@ -127,8 +127,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     direct = is_green()
     websockets = install_transport(socketio, direct=direct)
     internals.install_byte_queues(socketio)
+    fanout = app.extensions["logstream.web.fanout"] = RoomFanout(socketio, websockets, direct)
     events.register_events(socketio, hub, limits, app.extensions["logstream"].clients,
-                           fanout=RoomFanout(socketio, websockets, direct))
+                           fanout=fanout)
     sweeper = SessionSweeper(socketio, limits.connect_timeout).start()
     app.extensions["logstream"].shutdown_hooks.append(sweeper.stop)
     sse_outlet = sse.SSEOutlet()

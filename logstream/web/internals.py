@@ -113,7 +113,20 @@ def _stdlib_queue():
 
 
 class ByteQueue(_stdlib_queue()):
-    """An Engine.IO send queue that knows how many bytes it holds."""
+    """An Engine.IO send queue that knows how many bytes it holds.
+
+    On green threads its WebSocket sets ``direct``: a packet put while the
+    queue is empty is offered to it first, and written at once unless the
+    socket is busy (fanout.py says why that keeps packets in order).
+    """
+
+    direct = None
+
+    def put(self, item, block=True, timeout=None):
+        direct = self.direct
+        if direct is not None and item is not None and not self.queue and direct(item):
+            return
+        super().put(item, block, timeout)
 
     def _init(self, maxsize):
         super()._init(maxsize)

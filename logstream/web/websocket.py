@@ -138,6 +138,7 @@ class FastWebSocket(SimpleWebSocketWSGI):
             if self.registry is not None and self.session is not None:
                 if self.registry.get(self.session.sid) is self:
                     del self.registry[self.session.sid]
+                self.session.queue.direct = None
 
     def _prepare(self):
         ws = self.ws
@@ -146,6 +147,9 @@ class FastWebSocket(SimpleWebSocketWSGI):
         self._ready = True
         if self.registry is not None and self.session is not None:
             self.registry[self.session.sid] = self
+            # Packets for this client alone (replies, history, pings) also
+            # skip the queue and the writer's wake-up when nothing waits.
+            self.session.queue.direct = self.write_packet
 
     def frame(self, message):
         """Return the frame (header, data) that carries message to this client."""
@@ -166,21 +170,31 @@ class FastWebSocket(SimpleWebSocketWSGI):
             self._prepare()
         ws.sock.send_parts(*self.frame(message))
 
+    def _writable_now(self):
+        session = self.session
+        # Not while an upgrade from long-polling is under way: until the
+        # client has switched, its packets still go out by polling.
+        return (self._ready and self.ws.connected and session is not None
+                and session.upgraded and not session.upgrading)
+
     def write_now(self, message, frames):
         """Write message's frame unless a packet is queued or being written; return True if written.
 
         ``frames`` caches the frame by compression setting across a room's
         members. Only for green threads (see fanout.py).
         """
-        ws = self.ws
-        if not (self._ready and ws.connected) or self.session is None:
-            return False
-        if self.session.queue.holds_packets():
+        if not self._writable_now() or self.session.queue.holds_packets():
             return False  # packets wait: this one goes behind them
         parts = frames.get(self._wbits)
         if parts is None:
             parts = frames[self._wbits] = self.frame(message)
-        return ws.sock.write_now(parts)
+        return self.ws.sock.write_now(parts)
+
+    def write_packet(self, pkt):
+        """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
+        if not self._writable_now():
+            return False
+        return self.ws.sock.write_now(self.frame(pkt.encode()))
 
 
     def close(self):
