@@ -274,10 +274,12 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
             socketio.emit("status", status, to=sid)
             sent = 0
             piece_bytes = min(PIECE_BYTES, limits.max_backlog_bytes // 4)
+            # What all clients' queues may still take, summed once a join.
+            room_left = limits.max_total_backlog_bytes - internals.all_queued_bytes(socketio)
             for lines in (piece for read in history for piece in byte_pieces(read, piece_bytes)):
                 # Counted against what is already queued for this client,
                 # so repeated requests for history don't stack up.
-                if outlet.backlog(sid) >= limits.max_backlog_bytes:
+                if outlet.backlog(sid) >= limits.max_backlog_bytes or room_left <= 0:
                     # Too much history to queue at once: send the rest when
                     # the client asks again, so memory stays bounded.
                     socketio.emit("status", lagging_status(
@@ -290,6 +292,7 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                     attached.set()
                     return
                 sent += len(lines)
+                room_left -= sum(len(text) for _, text in lines)
                 if batch:
                     socketio.emit("log_batch", batch_json(deployment_id, lines, True),
                                   to=sid)

@@ -28,10 +28,9 @@ from logstream.web import internals
 from logstream.web.websocket import LogPacket
 
 
-def room_message(event, payload):
-    """Return the Engine.IO message text that carries a Socket.IO event to any client."""
-    packet = LogPacket(sio_packet.EVENT, namespace="/", data=[event, payload])
-    return eio_packet.Packet(eio_packet.MESSAGE, packet.encode()).encode()
+def room_packet(event, payload):
+    """Return the Socket.IO packet text that carries an event to any client."""
+    return LogPacket(sio_packet.EVENT, namespace="/", data=[event, payload]).encode()
 
 
 class RoomFanout:
@@ -62,7 +61,9 @@ class RoomFanout:
                         on_lagging(sid)
             self.socketio.emit(event, payload, to=room)
             return
-        message = room_message(event, payload)
+        packet = room_packet(event, payload)
+        message = eio_packet.Packet(eio_packet.MESSAGE, packet).encode()
+        eio = self.socketio.server.eio
         frames = {}  # one frame per compression setting, shared by every member
         for sid, eio_sid in members:
             websocket = self.websockets.get(eio_sid)
@@ -75,5 +76,7 @@ class RoomFanout:
             if websocket is not None and websocket.write_now(message, frames):
                 self.direct_writes += 1
             else:
+                # Through Engine.IO's queue, every member holding the same
+                # string: a stalled room costs its packets once, not per member.
                 self.queued_writes += 1
-                self.socketio.emit(event, payload, to=sid)
+                eio.send(eio_sid, packet)

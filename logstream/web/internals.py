@@ -180,6 +180,14 @@ def queued_bytes(sio_server, sid, namespace="/"):
     return getattr(getattr(session, "queue", None), "bytes", 0)
 
 
+def all_queued_bytes(socketio):
+    """Return how many bytes wait to be sent to all of socketio's open sessions together."""
+    # A closed session stays listed a while with its queue, which is dropped with it.
+    return sum(getattr(getattr(session, "queue", None), "bytes", 0)
+               for session in list(socketio.server.eio.sockets.values())
+               if not session.closed)
+
+
 def engineio_sessions(socketio):
     """Return the Engine.IO session ids open right now."""
     return list(socketio.server.eio.sockets)

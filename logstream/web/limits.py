@@ -24,6 +24,10 @@ class Limits:
     # Bytes waiting to be sent to one client, as they go on the wire, before
     # it is declared lagging.
     max_backlog_bytes: int = 4 << 20
+    # Bytes queued for all clients together past which no history is queued
+    # (a client is told to ask again later): histories are each client's
+    # own bytes, while a room's live packets are one string shared by all.
+    max_total_backlog_bytes: int = 512 << 20
     # Seconds an Engine.IO session may stay without joining the namespace.
     connect_timeout: float = 5.0
     # POST /deployments, for the whole server.
