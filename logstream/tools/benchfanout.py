@@ -26,9 +26,9 @@ from logstream.tools.leanclient import LeanClient
 
 JOIN_TIMEOUT = 300.0
 STALL_SECONDS = 10.0
-# Threads "back at baseline" after the viewers leave: at most this many above it.
+# Threads and descriptors "back at baseline" after the viewers leave: at most this many above it.
 BASELINE_SLACK = 2
-FRONTAIL_CANDIDATES = ("frontail", "/tmp/frontail/node_modules/.bin/frontail")
+FRONTAIL_CANDIDATES = ("frontail",)  # scripts/system-deps.sh installs frontail@4.9.2 from npm
 
 
 def percentiles_ms(values_ns):
@@ -107,13 +107,19 @@ def fanout(target, pool, viewers, lines, rate, deflate=True, namespace=None, pat
 
 
 def _back_to_baseline(process, before, timeout=30.0):
-    """Return how long after the viewers left the server's threads took to come back, or None."""
+    """Return how long after the viewers left the server's threads and descriptors took to come back, or None."""
     if process is None or before is None:
         return None
+
+    def back():
+        now = snapshot(process)
+        return (now["threads"] <= before["threads"] + BASELINE_SLACK
+                and (before["fds"] is None or now["fds"] <= before["fds"] + BASELINE_SLACK))
+
     started = time.perf_counter()
     try:
-        wait_until(lambda: process.num_threads() <= before["threads"] + BASELINE_SLACK,
-                   timeout=timeout, interval=0.05, what="threads back at baseline")
+        wait_until(back, timeout=timeout, interval=0.05,
+                   what="threads and descriptors back at baseline")
     except TimeoutError:
         return None
     return round(time.perf_counter() - started, 2)
@@ -232,7 +238,7 @@ def format_fanout(report):
             f"joined in {s['join_seconds']} s; p50/p99 {lat.get('p50')}/{lat.get('p99')} ms "
             f"(max {lat.get('max')}); server threads {joined.get('threads')} joined, "
             f"peak {srv.get('threads_peak')}, RSS peak {srv.get('rss_mb_peak')} MB, "
-            f"cpu {srv.get('cpu_percent')}%; threads at baseline "
+            f"cpu {srv.get('cpu_percent')}%; threads and fds at baseline "
             f"{s['seconds_to_baseline']} s after the viewers left")
     idle_report = report["idle"]
     if idle_report:
@@ -243,6 +249,6 @@ def format_fanout(report):
             f"{after.get('threads')}, RSS {before.get('rss_mb')} -> {after.get('rss_mb')} MB; "
             f"/healthz p50/max {idle_report['healthz_ms']['p50']}/{idle_report['healthz_ms']['max']} ms; "
             f"new viewer's first line p50/max {idle_report['first_line_ms']['p50']}/"
-            f"{idle_report['first_line_ms']['max']} ms; threads at baseline "
+            f"{idle_report['first_line_ms']['max']} ms; threads and fds at baseline "
             f"{idle_report['seconds_to_baseline']} s after they left")
     return "\n".join(out)

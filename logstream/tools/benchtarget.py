@@ -119,7 +119,8 @@ class Sampler:
 
 
 def snapshot(process):
-    """Return a process's memory and thread count now."""
+    """Return a process's memory, thread count and open descriptors now."""
     with process.oneshot():
         return {"rss_mb": round(process.memory_info().rss / 2**20, 1),
-                "threads": process.num_threads()}
+                "threads": process.num_threads(),
+                "fds": process.num_fds() if hasattr(process, "num_fds") else None}
