@@ -74,9 +74,18 @@ def main():
               type=click.IntRange(min=MIN_SPOOL_BYTES),
               help="Standard input is kept in a spool file of at most this size; "
                    "past it, the spool starts again (as a rotated log).")
+@click.option("--max-connections", default=None, type=click.IntRange(min=1),
+              help="Socket.IO connections and SSE streams served at once; the next is "
+                   "refused (default: 12,000 on green threads as open files allow, 1,000 "
+                   "on OS threads; see docs/benchmarks.md).")
+@click.option("--async-mode", type=click.Choice(["gevent", "threading"]), default=None,
+              help="gevent: every connection on green threads in one OS thread (the "
+                   "default when gevent is installed); threading: OS threads, as in a "
+                   "Jupyter kernel.")
 @click.argument("paths", nargs=-1, type=click.Path(), metavar="[PATH]...")
 def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotate_wait,
-          token, allowed_hosts, message_queue, name, spool_bytes, paths):
+          token, allowed_hosts, message_queue, name, spool_bytes, max_connections,
+          async_mode, paths):
     """Serve the log viewer and the streaming endpoints.
 
     Each PATH is a log file, a folder (every *.log file under it, now or
@@ -96,7 +105,15 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotat
         click.secho(f"warning: serving on {host} without --token: anyone who can reach "
                     "this machine can read every log.", fg="yellow", err=True)
 
-    worker = {}
+    from logstream.support.green import is_green
+
+    if async_mode == "gevent" and not is_green():
+        raise click.UsageError("--async-mode gevent needs gevent, patched in before anything "
+                               "else: run the `logstream` command or `python -m logstream`.")
+    from logstream.web.limits import serving_limits
+    from logstream.web.server import raise_fd_limit
+
+    worker = {"limits": serving_limits(is_green(), raise_fd_limit(), max_connections)}
     if paths:
         if message_queue:
             raise click.UsageError("--message-queue serves --data-dir; it can't follow PATHs.")
@@ -108,7 +125,7 @@ def serve(host, port, data_dir, cors, line_interval, max_line_bytes, poll, rotat
         problem = check_message_queue(message_queue)
         if problem:
             raise click.UsageError(problem)
-        worker = {"app_factory": create_worker_app, "message_queue": message_queue}
+        worker.update(app_factory=create_worker_app, message_queue=message_queue)
     if not is_present():
         click.secho("warning: the browser's Socket.IO client is missing; "
                     "run `make install` (or `python -m logstream.web.vendor`).", fg="yellow", err=True)

@@ -71,7 +71,7 @@ def serve_process(*args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, **
     """
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port), *args],
+        [sys.executable, "-m", "logstream", "serve", "--port", str(port), *args],
         stdout=stdout, stderr=stderr, **options)
     url = f"http://127.0.0.1:{port}"
     wait_healthy(url, "logstream serve")

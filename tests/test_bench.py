@@ -65,8 +65,12 @@ def test_idle_clients_cost_is_measured(report):
     for design in ("logstream", "naive"):
         idle = report["idle"][design]
         assert idle["clients"] == 6
-        assert idle["after"]["threads"] > idle["before"]["threads"]
         assert idle["ping_ms"]["p50"] > 0
+    # `logstream serve` holds its connections on green threads: none is an
+    # OS thread. The naive threading server starts threads for each client.
+    ours, naive = report["idle"]["logstream"], report["idle"]["naive"]
+    assert ours["after"]["threads"] == ours["before"]["threads"]
+    assert naive["after"]["threads"] > naive["before"]["threads"]
 
 
 def test_report_names_the_machine_and_the_targets(report):
@@ -96,3 +100,39 @@ def test_cli_explains_bad_options():
     result = CliRunner().invoke(main, ["bench", "--url", "http://127.0.0.1:9"])
     assert result.exit_code == 1
     assert "--url needs --data-dir" in result.output
+
+
+def test_fanout_and_idle_scenarios_run_from_the_cli():
+    """Twenty viewers in two processes get every line; ten idle viewers hold no OS thread."""
+    result = CliRunner().invoke(main, [
+        "bench", "--scenario", "fanout", "--clients", "20", "--fanout-lines", "30",
+        "--client-processes", "2", "--frontail", "none", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    [run] = report["fanout"]
+    assert run["design"] == "logstream" and run["viewers"] == 20
+    assert run["deliveries"] == 20 * 30 and run["lost"] == 0 and run["min_received"] == 30
+    assert run["latency_ms"]["p50"] <= run["latency_ms"]["p99"]
+    # Green threads: the viewers hold no OS thread of the server.
+    assert run["joined"]["threads"] == run["before"]["threads"]
+    assert run["seconds_to_baseline"] is not None
+    assert report["idle"] is None
+
+    result = CliRunner().invoke(main, [
+        "bench", "--scenario", "idle", "--clients", "10", "--client-processes", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    idle = json.loads(result.output)["idle"]
+    assert idle["viewers"] == 10 and idle["after"]["threads"] == idle["before"]["threads"]
+    assert idle["healthz_ms"]["p50"] > 0 and idle["first_line_ms"]["p50"] > 0
+    assert idle["seconds_to_baseline"] is not None
+
+
+def test_frontail_runs_the_same_fanout_when_it_is_installed():
+    from logstream.tools.benchfanout import find_frontail, run_fanout
+
+    if find_frontail() is None:
+        pytest.skip("frontail (npm) and Node are not installed here")
+    report = run_fanout(viewers=5, lines=20, processes=1)
+    assert [run["design"] for run in report["fanout"]] == ["logstream", "frontail"]
+    frontail = report["fanout"][1]
+    assert frontail["deliveries"] == 5 * 20 and frontail["lost"] == 0

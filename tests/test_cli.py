@@ -25,7 +25,7 @@ def test_serve_binds_loopback_serves_and_stops_on_ctrl_c(tmp_path):
     port = free_port()
     (tmp_path / "demo.log").write_text("hello\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
+        [sys.executable, "-m", "logstream", "serve", "--port", str(port),
          "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

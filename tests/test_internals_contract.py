@@ -72,6 +72,37 @@ def test_engineio_sessions_and_their_send_queues(server):
                 "engineio.socket.Socket.queue",
                 "a session's queue is no longer made from the server's _async['queue']")
         assert internals.queued_bytes(sio_server, sid) >= 0
+        upgrade = inspect.getsource(engineio.socket.Socket._upgrade_websocket)
+        handler = getattr(session, "_websocket_handler", None)
+        require("self._websocket_handler, self.server" in upgrade
+                and internals.session_of(handler) is session,
+                "python-engineio", "engineio.socket.Socket._websocket_handler",
+                "the handler given to the WebSocket class is no longer a method of its session")
+
+
+def test_socketio_manager_disconnect_cleans_up_only_what_room_index_does():
+    from socketio.base_manager import BaseManager
+
+    source = inspect.getsource(BaseManager.basic_disconnect)
+    touched = set(re.findall(r"self\.(\w+)", source))
+    require(touched <= {"rooms", "basic_leave_room", "callbacks", "pending_connect",
+                        "pending_disconnect"}
+            and "basic_enter_room(sid, namespace, None, eio_sid=eio_sid)"
+            in inspect.getsource(BaseManager.pre_connect),
+            "python-socketio", "socketio.base_manager.BaseManager.basic_disconnect",
+            f"a client's leaving now also touches {sorted(touched)}; RoomIndex must do the same")
+    # The indexed manager behaves as the stock one: rooms entered, left and cleared.
+    manager = internals.IndexedManager()
+    manager.set_server(socketio.Server())
+    manager.initialize()
+    sid = manager.connect("eio-1", "/")
+    other = manager.connect("eio-2", "/")
+    manager.enter_room(sid, "/", "demo#batch")
+    manager.enter_room(other, "/", "demo#batch")
+    assert sorted(manager.get_rooms(sid, "/")) == sorted([sid, "demo#batch"])
+    manager.disconnect(sid, "/")
+    assert [s for s, _ in manager.get_participants("/", "demo#batch")] == [other]
+    assert manager.get_rooms(sid, "/") == [] and sid not in manager.rooms["/"]
 
 
 def test_socketio_client_reconnect_task():
@@ -113,6 +144,7 @@ def test_wsproto_keeps_the_agreed_deflate_window_on_the_connection():
 def test_every_private_name_listed_is_checked(server):
     for check in (test_engineio_threading_websocket_class_and_its_table,
                   test_socketio_client_reconnect_task,
+                  test_socketio_manager_disconnect_cleans_up_only_what_room_index_does,
                   test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class,
                   test_wsproto_keeps_the_agreed_deflate_window_on_the_connection):
         check()

@@ -147,7 +147,7 @@ def test_wheel_ships_templates_static_files_and_the_browser_client(tmp_path):
     # jupyter-server-proxy finds the launcher tile through this entry point.
     assert sections["jupyter_serverproxy_servers"]["logstream"] == \
         "logstream.web.jupyter_proxy:setup_logstream"
-    assert sections["console_scripts"]["logstream"] == "logstream.cli:main"
+    assert sections["console_scripts"]["logstream"] == "logstream.launch:main"
 
 
 def test_a_plain_install_serves_and_streams_without_the_measuring_tools(tmp_path):

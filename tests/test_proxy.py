@@ -88,7 +88,7 @@ def logstream_serve(folder, *options):
     log_path = folder / "serve.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "logstream.cli", "serve", "--port", str(port),
+            [sys.executable, "-m", "logstream", "serve", "--port", str(port),
              "--data-dir", str(data_dir), "--line-interval", "0.2", *options],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     try:
@@ -281,7 +281,7 @@ def test_the_launched_server_refuses_requests_that_bypass_the_proxy(session, lab
     lab_process = next(p for p in psutil.process_iter(["cmdline"])
                        if f"--IdentityProvider.token={TOKEN}" in (p.info["cmdline"] or []))
     (served,) = [c for c in lab_process.children(recursive=True)
-                 if "logstream.cli" in c.cmdline() and "serve" in c.cmdline()]
+                 if "logstream" in c.cmdline() and "serve" in c.cmdline()]
     port = served.cmdline()[served.cmdline().index("--port") + 1]
     direct = httpx.get(f"http://127.0.0.1:{port}/api/deployments")
     assert direct.status_code == 401

@@ -290,6 +290,58 @@ def test_log_client_catches_up_over_a_huge_history_bounded_by_the_backlog(make_s
         assert any(s["type"] == "lagging" for s in sub.statuses)
 
 
+def test_history_waits_while_all_clients_backlogs_are_over_the_servers_budget(make_server):
+    """Histories are each client's own bytes: past Limits.max_total_backlog_bytes
+    queued for all clients together, a join gets `lagging` (ask again) instead of history."""
+    server = make_server(limits=Limits(max_total_backlog_bytes=256 << 10))
+    (server.data_dir / "big.log").write_text("".join(f"{i} {'y' * 100}\n" for i in range(1, 5001)))
+    busy = server.data_dir / "busy.log"
+    busy.write_text("")
+    stalled = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    stalled.recv()
+    stalled.send("40")
+    stalled.recv()
+    stalled.send('421["start_streaming",{"deployment_id":"busy"}]')
+    while not stalled.recv().startswith("431"):
+        pass  # joined; from now on it never reads
+    sockets = server.socketio.server.eio.sockets
+
+    def queued():
+        return sum(s.queue.bytes for s in list(sockets.values()) if not s.closed)
+
+    with open(busy, "a") as out:
+        # Live lines back up behind the stalled client, past the budget even
+        # with the 1 MiB its writer holds outside the count.
+        while queued() <= 2 << 20:
+            out.write(("z" * 1000 + "\n") * 1000)
+            out.flush()
+            wait_until(lambda: queued() > 0, message="live lines to queue")
+    other = RawClient(server.url)
+    reply = other.call("start_streaming", {"deployment_id": "big", "since": 0, "batch": True})
+    assert reply["type"] == "streaming_started"
+    wait_until(lambda: any(s["type"] == "lagging" for s in other.of("status")),
+               message="a lagging status")
+    assert other.line_numbers() == [], "no history while the budget is spent"
+    stalled.sock.close()
+    wait_until(lambda: queued() < 256 << 10, message="the stalled client's session to close")
+    # Asked again, history flows, still within the budget: a client that
+    # asks from its last line whenever told it lags gets every line once.
+    last = 0
+    for _ in range(10):
+        lagging = len([s for s in other.of("status") if s["type"] == "lagging"])
+        other.call("start_streaming", {"deployment_id": "big", "since": last, "batch": True})
+        wait_until(lambda: other.line_numbers()[-1:] == [5000] or len(
+            [s for s in other.of("status") if s["type"] == "lagging"]) > lagging,
+            message="the history, or a lagging status")
+        last = other.line_numbers()[-1] if other.line_numbers() else 0
+        if last == 5000:
+            break
+    assert other.line_numbers() == list(range(1, 5001))
+    other.close()
+
+
 # -- hostile logs ------------------------------------------------------------
 
 def test_binary_garbage_and_a_deleted_file_do_not_break_streaming(make_server):

@@ -1,6 +1,8 @@
 """Copy a stream such as standard input into a bounded spool file that a Follower follows."""
 
+import io
 import os
+import select
 import shutil
 import tempfile
 import threading
@@ -55,8 +57,28 @@ class StdinSpool:
     def _create(path):
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 
+    def _reader(self):
+        """Return a function that reads at most n bytes of the stream, b"" at its end.
+
+        A stream with a descriptor is read through it, after select says it
+        has bytes: waiting in select, not in read(), lets the green threads
+        of `logstream serve` run meanwhile (gevent patches select).
+        """
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return getattr(self.stream, "read1", self.stream.read)
+
+        def read(size):
+            try:
+                select.select([fd], [], [])
+            except OSError:
+                pass  # select can't wait on it (a Windows pipe): just read
+            return os.read(fd, size)
+        return read
+
     def _run(self):
-        read = getattr(self.stream, "read1", self.stream.read)
+        read = self._reader()
         try:
             while chunk := read(READ_SIZE):
                 self._write(chunk)

@@ -22,6 +22,7 @@ import socketio
 from logstream.core.follower import HISTORY_BATCH, _open_no_follow
 from logstream.core.hub import StreamHub
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
+from logstream.web.internals import RoomIndex
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +345,7 @@ class ShipListener:
         self.hub.deliver(deployment_id, kind, payload)
 
 
-class RelayManager(socketio.RedisManager):
+class RelayManager(RoomIndex, socketio.RedisManager):
     """Flask-SocketIO's Redis client manager that keeps logstream's own events on this worker.
 
     The shipper is the one process that publishes lines, so a worker emits

@@ -15,7 +15,7 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent.parent
 
 def logstream_command(*args):
     """Return the command line that runs `logstream ARGS...` with this Python."""
-    return [sys.executable, "-m", "logstream.cli", *map(str, args)]
+    return [sys.executable, "-m", "logstream", *map(str, args)]
 
 
 def answers(url, timeout=1.0):

@@ -236,8 +236,21 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--url", help="Benchmark this running logstream server instead of starting one.")
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="With --url: the folder that server reads <deployment>.log files from.")
-@click.option("--clients", default=10, show_default=True, type=click.IntRange(1, 64),
-              help="Client processes for the many-clients bursts.")
+@click.option("--scenario", default="default", show_default=True,
+              type=click.Choice(["default", "fanout", "idle"]),
+              help="default: the streaming scenarios; fanout: --clients viewers of one "
+                   "deployment while --fanout-lines lines are written at --rate (frontail "
+                   "too when it is installed); idle: --clients quiet joined viewers.")
+@click.option("--clients", default=10, show_default=True, type=click.IntRange(1, 20_000),
+              help="Client processes for the many-clients bursts (at most 64); viewers "
+                   "for the fanout and idle scenarios.")
+@click.option("--fanout-lines", default=300, show_default=True, type=click.IntRange(min=1),
+              help="Lines written in the fanout scenario.")
+@click.option("--client-processes", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Processes sharing the fanout and idle scenarios' viewers.")
+@click.option("--frontail", "frontail", default=None,
+              help="The frontail command to run the fanout scenario against too "
+                   "(default: found on PATH when Node is installed); 'none' to skip it.")
 @click.option("--burst", default=200_000, show_default=True, type=click.IntRange(min=0),
               help="Lines written at once for log_batch bursts (0 skips them).")
 @click.option("--line-burst", default=20_000, show_default=True, type=click.IntRange(min=0),
@@ -256,12 +269,28 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--deflate/--no-deflate", default=True, show_default=True,
               help="Offer permessage-deflate, as browsers do.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def bench(url, data_dir, clients, burst, line_burst, rate, duration, mode, baseline,
-          idle_clients, deflate, as_json):
+def bench(url, data_dir, scenario, clients, fanout_lines, client_processes, frontail, burst,
+          line_burst, rate, duration, mode, baseline, idle_clients, deflate, as_json):
     """Measure lines/s, latency, losses and server cost, against the naive design."""
     if data_dir and not url:
         raise click.UsageError("--data-dir goes with --url; without it the benchmark "
                                "starts its own server in a temporary folder.")
+    if scenario != "default":
+        from logstream.tools.benchfanout import format_fanout, run_fanout
+
+        try:
+            report = run_fanout(
+                viewers=clients if scenario == "fanout" else 0, lines=fanout_lines,
+                rate=rate or 100.0, processes=client_processes, deflate=deflate,
+                frontail=False if frontail == "none" else frontail,
+                idle_viewers=clients if scenario == "idle" else 0, url=url, data_dir=data_dir)
+        except BenchError as error:
+            raise click.ClickException(str(error))
+        click.echo(json.dumps(report, indent=2) if as_json else format_fanout(report))
+        return
+    if clients > 64:
+        raise click.UsageError("--clients is at most 64 client processes in the default "
+                               "scenario; use --scenario fanout for many viewers.")
     try:
         report = run_bench(url=url, data_dir=data_dir, clients=clients, burst=burst,
                            line_burst=line_burst, rate=rate, duration=duration, mode=mode,

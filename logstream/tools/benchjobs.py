@@ -184,7 +184,14 @@ def idle_job(job, conn):
     return {"held": len(clients)}
 
 
-JOBS = {"stream": stream_job, "ping": ping_job, "idle": idle_job}
+def fanout_job(job, conn):
+    """Hold many viewers of one deployment and check what each receives."""
+    from logstream.tools.fanoutjobs import fanout_job as run
+
+    return run(job, conn)
+
+
+JOBS = {"stream": stream_job, "ping": ping_job, "idle": idle_job, "fanout": fanout_job}
 
 
 def worker_main(conn):

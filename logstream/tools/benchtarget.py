@@ -30,11 +30,11 @@ class Target:
         self._child = child
 
     @classmethod
-    def start(cls, design, data_dir, timeout=30.0):
-        """Start a server process of the given design and wait until it answers."""
+    def start(cls, design, data_dir, timeout=30.0, options=()):
+        """Start a server process of the given design (with `logstream serve` options) and wait until it answers."""
         port = free_port()
         if design == "logstream":
-            command = logstream_command("serve", "--port", port, "--data-dir", data_dir)
+            command = logstream_command("serve", "--port", port, "--data-dir", data_dir, *options)
         elif design == "naive":
             command = [sys.executable, "-m", "logstream.tools.baseline_app", "--port", str(port),
                        "--data-dir", str(data_dir)]
@@ -119,7 +119,8 @@ class Sampler:
 
 
 def snapshot(process):
-    """Return a process's memory and thread count now."""
+    """Return a process's memory, thread count and open descriptors now."""
     with process.oneshot():
         return {"rss_mb": round(process.memory_info().rss / 2**20, 1),
-                "threads": process.num_threads()}
+                "threads": process.num_threads(),
+                "fds": process.num_fds() if hasattr(process, "num_fds") else None}

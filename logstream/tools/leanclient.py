@@ -52,7 +52,7 @@ class LeanClient:
     ``heartbeats`` counts the Engine.IO pings it answered.
     """
 
-    def __init__(self, url, deflate=True, timeout=10.0):
+    def __init__(self, url, deflate=True, timeout=10.0, eio=4, namespace=None):
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
@@ -65,18 +65,23 @@ class LeanClient:
         self.inflated = 0  # how many messages arrived compressed
         self.pongs = []
         self.heartbeats = 0
-        self._handshake(deflate)
+        self._handshake(deflate, eio)
         opened = self.recv_text()
         if not opened.startswith(b"0"):
             raise WireError(f"expected an Engine.IO open packet, got {opened[:80]!r}")
-        self.send_raw("40")
-        connected = self.recv_text()
+        if eio == 4:
+            self.send_raw("40")
+        connected = self.recv_text()  # Engine.IO 3 servers join "/" unasked
         if not connected.startswith(b"40"):
             raise WireError(f"expected a Socket.IO connect reply, got {connected[:80]!r}")
+        if namespace:
+            self.send_raw(f"40{namespace},")
+            while not self.recv_text().startswith(f"40{namespace}".encode()):
+                pass
 
-    def _handshake(self, deflate):
+    def _handshake(self, deflate, eio=4):
         key = base64.b64encode(os.urandom(16)).decode()
-        request = ["GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
+        request = [f"GET /socket.io/?EIO={eio}&transport=websocket HTTP/1.1",
                    f"Host: {self.host}:{self.port}", "Upgrade: websocket",
                    "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
                    "Sec-WebSocket-Version: 13"]

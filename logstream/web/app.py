@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from flask_socketio import SocketIO
 
 from logstream.core.deployments import LineCounts
@@ -14,6 +15,8 @@ from logstream.core.sources import DataDirSources
 from logstream.web.limits import ClientLimits, Limits
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
 from logstream.core.simulator import Simulator
+from logstream.support.green import is_green
+from logstream.web.fanout import RoomFanout
 from logstream.web.websocket import LogPacket, install as install_transport
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -24,6 +27,16 @@ TEMPLATE_DIR = next(p for p in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / 
 DEFAULT_DATA_DIR = "data/logs"
 # Clients send small control messages; anything bigger is refused.
 MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class NoSessions(SessionInterface):
+    """Flask's session interface for an app that keeps no session: always the null session."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response):
+        pass
 
 
 @dataclass
@@ -69,7 +82,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
 
     app = Flask("logstream", template_folder=str(TEMPLATE_DIR),
                 static_folder=str(PACKAGE_DIR / "static"))
-    app.config.from_mapping(SECRET_KEY=os.urandom(16).hex())
+    # No page or event keeps per-user state in Flask's session; without this,
+    # every request and every Socket.IO event would build a cookie signer.
+    app.session_interface = NoSessions()
     if test_config:
         app.config.update(test_config)
     auth.init_app(app, token if token is not None else os.environ.get("LOGSTREAM_TOKEN"))
@@ -90,8 +105,8 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     if sources is None:
         sources = DataDirSources(data_dir, running=simulator.running)
     hub.resolve = sources.resolve
-    manager = getattr(hub, "client_manager", None)
-    queue_options = {"client_manager": manager} if manager is not None else {}
+    # Each client's rooms indexed: leaving costs its own rooms, not all of them.
+    manager = getattr(hub, "client_manager", None) or internals.IndexedManager()
     app.config.setdefault("LOGSTREAM_MAX_LINE_BYTES", max_line_bytes)
     app.extensions["logstream"] = LogstreamState(
         data_dir=data_dir, hub=hub, simulator=simulator,
@@ -106,10 +121,15 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
         # Encodes the followers' pre-encoded payloads without walking them.
         serializer=LogPacket,
-        logger=False, engineio_logger=False, **queue_options)
-    install_transport(socketio)
+        logger=False, engineio_logger=False, client_manager=manager)
+    # On green threads a room's packet is written to every member's socket
+    # by the publishing task (fanout.py); on OS threads through Engine.IO.
+    direct = is_green()
+    websockets = install_transport(socketio, direct=direct)
     internals.install_byte_queues(socketio)
-    events.register_events(socketio, hub, limits, app.extensions["logstream"].clients)
+    fanout = app.extensions["logstream.web.fanout"] = RoomFanout(socketio, websockets, direct)
+    events.register_events(socketio, hub, limits, app.extensions["logstream"].clients,
+                           fanout=fanout)
     sweeper = SessionSweeper(socketio, limits.connect_timeout).start()
     app.extensions["logstream"].shutdown_hooks.append(sweeper.stop)
     sse_outlet = sse.SSEOutlet()

@@ -7,9 +7,13 @@ tests/test_internals_contract.py checks every name against the installed
 versions, failing with a sentence that names the package and what changed.
 """
 
+import os
 import queue
+import sys
 import threading
 import time
+
+import socketio
 
 from wsproto.extensions import PerMessageDeflate
 
@@ -26,11 +30,16 @@ PRIVATE_NAMES = {
         "engineio.Server.sockets":
             "every open Engine.IO session, to close them at shutdown or when they never join",
         "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
+        "engineio.socket.Socket._websocket_handler":
+            "the handler given to the WebSocket class is a method of its session",
     },
     "python-socketio": {
         "socketio.Client._reconnect_task": "whether a client is still trying to reconnect",
         "socketio.base_manager.BaseManager.eio_sid_from_sid":
             "the Engine.IO session behind a Socket.IO sid",
+        "socketio.base_manager.BaseManager.basic_disconnect":
+            "what a client's leaving cleans up (rooms, callbacks, pending_connect, "
+            "pending_disconnect), done by RoomIndex without scanning every room",
     },
     "simple-websocket": {
         "simple_websocket.ws.Base._thread":
@@ -92,8 +101,32 @@ def packet_size(pkt):
     return 64
 
 
-class ByteQueue(queue.Queue):
-    """An Engine.IO send queue that knows how many bytes it holds."""
+def _stdlib_queue():
+    """Return the standard library's queue.Queue, even where gevent has patched the module.
+
+    gevent's patched ``queue.Queue`` has no ``mutex`` and no ``_init``; the
+    standard class built on the patched threading module blocks only the
+    green thread that waits on it.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey.get_original("queue", "Queue") if monkey else queue.Queue
+
+
+class ByteQueue(_stdlib_queue()):
+    """An Engine.IO send queue that knows how many bytes it holds.
+
+    On green threads its WebSocket sets ``direct``: a packet put while the
+    queue is empty is offered to it first, and written at once unless the
+    socket is busy (fanout.py says why that keeps packets in order).
+    """
+
+    direct = None
+
+    def put(self, item, block=True, timeout=None):
+        direct = self.direct
+        if direct is not None and item is not None and not self.queue and direct(item):
+            return
+        super().put(item, block, timeout)
 
     def _init(self, maxsize):
         super()._init(maxsize)
@@ -109,6 +142,10 @@ class ByteQueue(queue.Queue):
         self.bytes -= packet_size(item)
         return item
 
+    def holds_packets(self):
+        """Return True when packets wait in the queue (no lock: for green threads' fan-out)."""
+        return bool(self.queue)
+
     def get(self, block=True, timeout=None):
         if not block:
             with self.mutex:
@@ -120,6 +157,12 @@ class ByteQueue(queue.Queue):
         # A blocking get starts the writer's next batch.
         self._batch = packet_size(item) + (0 if block else self._batch)
         return item
+
+
+def session_of(handler):
+    """Return the Engine.IO session whose WebSocket handler this is, or None."""
+    session = getattr(handler, "__self__", None)
+    return session if hasattr(session, "sid") and hasattr(session, "queue") else None
 
 
 def install_byte_queues(socketio):
@@ -135,6 +178,14 @@ def queued_bytes(sio_server, sid, namespace="/"):
     eio_sid = sio_server.manager.eio_sid_from_sid(sid, namespace)
     session = sio_server.eio.sockets.get(eio_sid) if eio_sid else None
     return getattr(getattr(session, "queue", None), "bytes", 0)
+
+
+def all_queued_bytes(socketio):
+    """Return how many bytes wait to be sent to all of socketio's open sessions together."""
+    # A closed session stays listed a while with its queue, which is dropped with it.
+    return sum(getattr(getattr(session, "queue", None), "bytes", 0)
+               for session in list(socketio.server.eio.sockets.values())
+               if not session.closed)
 
 
 def engineio_sessions(socketio):
@@ -167,6 +218,56 @@ def gave_up(sio_client):
     return not sio_client.connected and sio_client._reconnect_task is None
 
 
+class RoomIndex:
+    """A python-socketio client manager mix-in that knows each client's rooms.
+
+    python-socketio's ``basic_disconnect`` looks for the leaving client in
+    every room of the namespace, and every client has a room of its own: N
+    clients leaving cost N² checks (10,000 viewers leaving took minutes of
+    CPU). Here every enter and leave also updates a client -> rooms index,
+    and a disconnect leaves only the client's own rooms.
+    """
+
+    def _rooms_of(self):
+        index = self.__dict__.get("_logstream_rooms_of")
+        if index is None:
+            index = self.__dict__["_logstream_rooms_of"] = {}
+        return index
+
+    def basic_enter_room(self, sid, namespace, room, eio_sid=None):
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self._rooms_of().setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid, namespace, room):
+        super().basic_leave_room(sid, namespace, room)
+        index = self._rooms_of()
+        rooms = index.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del index[(namespace, sid)]
+
+    def basic_disconnect(self, sid, namespace, **kwargs):
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of().get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
+
+    def get_rooms(self, sid, namespace):
+        return [room for room in self._rooms_of().get((namespace, sid), ()) if room is not None]
+
+
+class IndexedManager(RoomIndex, socketio.Manager):
+    """python-socketio's in-process client manager, with each client's rooms indexed."""
+
+
 # -- simple-websocket and wsproto --------------------------------------------------
 
 
@@ -197,6 +298,39 @@ class LockedSocket:
             total = sum(len(part) for part in parts)
             if sent < total:
                 self._sock.sendall(b"".join(parts)[sent:])
+
+    def write_now(self, parts):
+        """Write parts as one frame unless someone else is writing; return True if it went.
+
+        Never waits for the socket: what it can't take at once is finished by
+        a task that holds the lock meanwhile. Only exact on green threads
+        (see fanout.py).
+        """
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            sent = os.writev(self._sock.fileno(), parts)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._lock.release()
+            return False  # closed: Engine.IO's path reports it
+        total = sum(len(part) for part in parts)
+        if sent == total:
+            self._lock.release()
+            return True
+        rest = b"".join(parts)[sent:]
+        threading.Thread(target=self._finish, args=(rest,), daemon=True,
+                         name="logstream:finish-frame").start()
+        return True
+
+    def _finish(self, rest):
+        try:
+            self._sock.sendall(rest)
+        except OSError:
+            pass  # the connection is gone; its reader notices
+        finally:
+            self._lock.release()
 
     def __getattr__(self, name):
         return getattr(self._sock, name)

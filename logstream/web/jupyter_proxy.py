@@ -35,7 +35,7 @@ def setup_logstream():
     # 127.0.0.1:PORT directly, are refused.
     token = secrets.token_urlsafe(24)
     return {
-        "command": [sys.executable, "-m", "logstream.cli", "serve", "--port", "{port}",
+        "command": [sys.executable, "-m", "logstream", "serve", "--port", "{port}",
                     "--data-dir", launcher_data_dir()],
         # Any Host: the proxy forwards the Jupyter server's own name, which
         # can be anything; the token is what keeps other pages out.

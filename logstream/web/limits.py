@@ -24,6 +24,10 @@ class Limits:
     # Bytes waiting to be sent to one client, as they go on the wire, before
     # it is declared lagging.
     max_backlog_bytes: int = 4 << 20
+    # Bytes queued for all clients together past which no history is queued
+    # (a client is told to ask again later): histories are each client's
+    # own bytes, while a room's live packets are one string shared by all.
+    max_total_backlog_bytes: int = 512 << 20
     # Seconds an Engine.IO session may stay without joining the namespace.
     connect_timeout: float = 5.0
     # POST /deployments, for the whole server.
@@ -32,6 +36,31 @@ class Limits:
     max_simulations: int = 20
     # Simulated deployments' logs kept; the oldest finished ones go first.
     max_simulation_files: int = 200
+
+
+# On gevent's green threads a connection costs no OS thread and about 90 KB
+# (docs/benchmarks.md: 10,000 idle viewers in under 1 GB), so `logstream serve`
+# holds this many, fewer when open files are short (each connection is one).
+GREEN_MAX_CONNECTIONS = 12_000
+# Descriptors kept for followed files, spools and the server itself.
+RESERVED_FILES = 1_000
+
+
+def serving_limits(green, open_files=None, max_connections=None):
+    """Return the Limits a server starts with: its connection cap follows what it can hold.
+
+    OS threads (a server in a Jupyter kernel) hold ``Limits.max_connections``
+    (1,000); green threads up to GREEN_MAX_CONNECTIONS, as open files allow.
+    ``max_connections`` (`serve --max-connections`) overrides either. The
+    stream cap is twice the connection cap, so every viewer can follow a
+    deployment or two.
+    """
+    if max_connections is None:
+        max_connections = Limits.max_connections
+        if green and open_files and open_files - RESERVED_FILES > max_connections:
+            max_connections = min(GREEN_MAX_CONNECTIONS, open_files - RESERVED_FILES)
+    return Limits(max_connections=max_connections,
+                  max_streams=max(Limits.max_streams, 2 * max_connections))
 
 
 class TokenBucket:

@@ -10,7 +10,7 @@ import zlib
 from socketio.packet import Packet
 
 from logstream.web.internals import (SimpleWebSocketWSGI, deflate_window_bits,
-                                     locking_thread_class, use_websocket_class)
+                                     locking_thread_class, session_of, use_websocket_class)
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -123,22 +123,36 @@ class FastWebSocket(SimpleWebSocketWSGI):
 
     _ready = False
     _wbits = None
+    # Engine.IO sid -> FastWebSocket, for room emits that write frames
+    # directly (fanout.py); filled only where that is safe (green threads).
+    registry = None
 
     def __init__(self, handler, server, **kwargs):
         super().__init__(handler, server, thread_class=locking_thread_class, **kwargs)
+        self.session = session_of(handler)
+
+    def __call__(self, environ, start_response):
+        try:
+            return super().__call__(environ, start_response)
+        finally:
+            if self.registry is not None and self.session is not None:
+                if self.registry.get(self.session.sid) is self:
+                    del self.registry[self.session.sid]
+                self.session.queue.direct = None
 
     def _prepare(self):
         ws = self.ws
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._wbits = deflate_window_bits(ws)
         self._ready = True
+        if self.registry is not None and self.session is not None:
+            self.registry[self.session.sid] = self
+            # Packets for this client alone (replies, history, pings) also
+            # skip the queue and the writer's wake-up when nothing waits.
+            self.session.queue.direct = self.write_packet
 
-    def send(self, message):
-        ws = self.ws
-        if not ws.connected:
-            raise OSError("the WebSocket is closed")
-        if not self._ready:
-            self._prepare()
+    def frame(self, message):
+        """Return the frame (header, data) that carries message to this client."""
         if isinstance(message, (bytes, bytearray)):
             first, data = 0x82, bytes(message)
         else:
@@ -146,7 +160,41 @@ class FastWebSocket(SimpleWebSocketWSGI):
         if self._wbits is not None and len(data) >= COMPRESS_MIN_BYTES:
             data = _shared_deflate.compress(message, data, self._wbits)
             first |= 0x40
-        ws.sock.send_parts(frame_header(first, len(data)), data)
+        return frame_header(first, len(data)), data
+
+    def send(self, message):
+        ws = self.ws
+        if not ws.connected:
+            raise OSError("the WebSocket is closed")
+        if not self._ready:
+            self._prepare()
+        ws.sock.send_parts(*self.frame(message))
+
+    def _writable_now(self):
+        session = self.session
+        # Not while an upgrade from long-polling is under way: until the
+        # client has switched, its packets still go out by polling.
+        return (self._ready and self.ws.connected and session is not None
+                and session.upgraded and not session.upgrading)
+
+    def write_now(self, message, frames):
+        """Write message's frame unless a packet is queued or being written; return True if written.
+
+        ``frames`` caches the frame by compression setting across a room's
+        members. Only for green threads (see fanout.py).
+        """
+        if not self._writable_now() or self.session.queue.holds_packets():
+            return False  # packets wait: this one goes behind them
+        parts = frames.get(self._wbits)
+        if parts is None:
+            parts = frames[self._wbits] = self.frame(message)
+        return self.ws.sock.write_now(parts)
+
+    def write_packet(self, pkt):
+        """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
+        if not self._writable_now():
+            return False
+        return self.ws.sock.write_now(self.frame(pkt.encode()))
 
 
     def close(self):
@@ -160,6 +208,13 @@ class FastWebSocket(SimpleWebSocketWSGI):
             pass  # already gone, or never opened
 
 
-def install(socketio):
-    """Make socketio's Engine.IO server use FastWebSocket for its WebSockets."""
-    use_websocket_class(socketio.server.eio, FastWebSocket)
+def install(socketio, direct=False):
+    """Make socketio's Engine.IO server use FastWebSocket for its WebSockets.
+
+    With ``direct`` (green threads only), return the registry of open
+    WebSockets by Engine.IO sid that room emits write to (fanout.py).
+    """
+    registry = {} if direct else None
+    websocket_class = type("FastWebSocket", (FastWebSocket,), {"registry": registry})
+    use_websocket_class(socketio.server.eio, websocket_class)
+    return registry

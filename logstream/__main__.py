@@ -1,0 +1,5 @@
+"""`python -m logstream`: the same as the `logstream` command."""
+
+from logstream.launch import main
+
+main()

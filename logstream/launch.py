@@ -1,0 +1,47 @@
+"""The `logstream` command's entry point: green threads for `serve`, then the command line.
+
+`logstream serve` holds thousands of idle viewers and SSE streams; on OS
+threads each costs several threads and their stacks. So, before anything else
+is imported, `serve` patches the standard library with gevent's green threads
+and sockets (Flask-SocketIO's documented way to serve many clients), and one
+OS thread serves every connection. Patching must come first: a lock or socket
+created before it stays an OS one. `--async-mode threading` keeps OS
+threads, as a server started inside a Jupyter kernel always does.
+"""
+
+import sys
+
+
+def wants_green(argv):
+    """Return True when argv is a `serve` command that should run on green threads."""
+    if len(argv) < 2 or argv[1] != "serve":
+        return False
+    arguments = argv[2:]
+    for index, argument in enumerate(arguments):
+        if argument == "--":
+            break
+        if argument == "--async-mode" and index + 1 < len(arguments):
+            return arguments[index + 1] == "gevent"
+        if argument.startswith("--async-mode="):
+            return argument.split("=", 1)[1] == "gevent"
+    try:
+        import importlib.util
+        return importlib.util.find_spec("gevent") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def patch():
+    """Swap the standard library's threads, locks, sockets and selectors for gevent's."""
+    from gevent import monkey
+
+    monkey.patch_all()
+
+
+def main(argv=None):
+    argv = sys.argv if argv is None else argv
+    if wants_green(argv):
+        patch()
+    from logstream.cli import main as command_line
+
+    command_line()
