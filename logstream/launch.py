@@ -33,9 +33,18 @@ def wants_green(argv):
 
 def patch():
     """Swap the standard library's threads, locks, sockets and selectors for gevent's."""
+    import signal
+
+    import gevent
     from gevent import monkey
 
     monkey.patch_all()
+    # Python raises KeyboardInterrupt in whatever runs when Ctrl+C arrives;
+    # with gevent that is often its event loop, waiting in epoll, and the
+    # interrupt is not seen until something else wakes it. An event-loop
+    # signal watcher hands it to the main task, which stops the server.
+    main = gevent.getcurrent()
+    gevent.signal_handler(signal.SIGINT, main.throw, KeyboardInterrupt)
 
 
 def main(argv=None):

@@ -228,11 +228,13 @@ class RoomIndex:
     and a disconnect leaves only the client's own rooms.
     """
 
+    def __init__(self, *args, **kwargs):
+        # Made before the manager is used: two threads must never each make one.
+        self._logstream_rooms_of = {}
+        super().__init__(*args, **kwargs)
+
     def _rooms_of(self):
-        index = self.__dict__.get("_logstream_rooms_of")
-        if index is None:
-            index = self.__dict__["_logstream_rooms_of"] = {}
-        return index
+        return self._logstream_rooms_of
 
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
