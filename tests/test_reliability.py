@@ -210,6 +210,21 @@ def test_churn_leaves_threads_and_fds_at_baseline(make_server):
     sio_client.close()
 
 
+def join_and_stall(server, deployment_id):
+    """Return a raw WebSocket joined to deployment_id whose tiny receive buffer
+    lets it stop reading without the kernel absorbing the backlog for it."""
+    ws = websocket.create_connection(
+        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+    ws.recv()
+    ws.send("40")
+    ws.recv()
+    ws.send(f'421["start_streaming",{{"deployment_id":"{deployment_id}"}}]')
+    while not ws.recv().startswith("431"):
+        pass  # joined: its ack arrived
+    return ws
+
+
 def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everything(make_server):
     # About 1,000 of its lines: each catch-up round brings that many at least.
     server = make_server(limits=Limits(max_backlog_bytes=1_000_000))
@@ -221,16 +236,8 @@ def test_a_slow_consumer_is_told_it_lags_and_catches_up_while_others_get_everyth
 
     # A client that joins and then stops reading its socket (a small receive
     # buffer, so the kernel can't absorb the backlog for it).
-    ws = websocket.create_connection(
-        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
-        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-    ws.recv()
-    ws.send("40")
-    ws.recv()
-    ws.send('421["start_streaming",{"deployment_id":"busy"}]')
+    ws = join_and_stall(server, "busy")
     raw_socket = ws.sock
-    while not ws.recv().startswith("431"):
-        pass  # joined: its ack arrived
     total = 30_000
     payload = "z" * 1000
     with open(log, "a") as fp:
@@ -297,15 +304,7 @@ def test_history_waits_while_all_clients_backlogs_are_over_the_servers_budget(ma
     (server.data_dir / "big.log").write_text("".join(f"{i} {'y' * 100}\n" for i in range(1, 5001)))
     busy = server.data_dir / "busy.log"
     busy.write_text("")
-    stalled = websocket.create_connection(
-        server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
-        sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
-    stalled.recv()
-    stalled.send("40")
-    stalled.recv()
-    stalled.send('421["start_streaming",{"deployment_id":"busy"}]')
-    while not stalled.recv().startswith("431"):
-        pass  # joined; from now on it never reads
+    stalled = join_and_stall(server, "busy")  # from now on it never reads
     sockets = server.socketio.server.eio.sockets
 
     def queued():
