@@ -192,9 +192,7 @@ class FastWebSocket(SimpleWebSocketWSGI):
 
     def write_packet(self, pkt):
         """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
-        if not self._writable_now():
-            return False
-        return self.ws.sock.write_now(self.frame(pkt.encode()))
+        return self.write_now(pkt.encode(), {})
 
 
     def close(self):
