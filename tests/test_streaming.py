@@ -77,11 +77,15 @@ def test_no_gap_no_duplicate_while_the_file_is_written(logs, raw, batch):
     thread.start()
     wait_until(lambda: path.stat().st_size > 2000, message="writer to get going")
     clients = [raw() for _ in range(3)]
+    # Each reply comes behind up to 4000 history events, and python-socketio's
+    # client starts a thread for every event it receives: on a busy 2-core
+    # machine that takes seconds, so the deadlines here are generous.
     replies = [c.call("start_streaming", {"deployment_id": deployment_id, "since": 0,
-                                          "batch": batch}) for c in clients]
+                                          "batch": batch}, timeout=60) for c in clients]
     thread.join()
     for client in clients:
-        wait_until(lambda: len(client.line_numbers()) >= total, message="every line")
+        wait_until(lambda: len(client.line_numbers()) >= total, timeout=60,
+                   message="every line")
         assert client.line_numbers() == list(range(1, total + 1))  # no gap, no duplicate
         assert client.messages()[total] == f"w {total}"
     assert all(1 < r["next_line"] <= total + 1 for r in replies)
