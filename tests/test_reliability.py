@@ -210,7 +210,7 @@ def test_churn_leaves_threads_and_fds_at_baseline(make_server):
     sio_client.close()
 
 
-def test_socketio_events_leave_next_to_no_garbage_cycles(make_server):
+def test_socketio_events_leave_no_traceback_cycles(make_server):
     # Every Socket.IO event runs in a Flask request context. Had its URL
     # match failed, each event would leave a NotFound whose traceback ties
     # the request, its contexts and dozens of frames into a cycle that only
@@ -238,9 +238,10 @@ def test_socketio_events_leave_next_to_no_garbage_cycles(make_server):
         for viewer in viewers + [warm]:
             viewer.close()
     events = 3 * len(viewers)  # connect, start_streaming, ping
-    assert garbage[types.TracebackType.__name__] == 0, garbage.most_common(10)
-    # Werkzeug's URL matcher leaves a small closure cycle (8 objects) a match.
-    assert sum(garbage.values()) < 15 * events, garbage.most_common(10)
+    # A failed match left one request context and four tracebacks an event.
+    # (What other tests' servers drop meanwhile may add a few.)
+    assert garbage["RequestContext"] < events / 2, garbage.most_common(10)
+    assert garbage[types.TracebackType.__name__] < events / 2, garbage.most_common(10)
 
 
 def join_and_stall(server, deployment_id):
