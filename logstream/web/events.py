@@ -36,7 +36,7 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
     # double click, a reconnect crossing a join) would otherwise both
     # subscribe. A few locks per client, picked by the deployment's hash,
     # keep joins of different deployments from waiting on each other.
-    client_locks = {}
+    client_locks = {}  # sid -> {slot: Lock}, made as its joins need them
     clients = clients or ClientLimits(limits)
 
     def drop_lagging(sid, deployment_id, status):
@@ -118,7 +118,7 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                     "This logstream server is full; try again later.")
             with lock:
                 streams[sid] = {}
-                client_locks[sid] = [threading.Lock() for _ in range(CLIENT_LOCKS)]
+                client_locks[sid] = {}  # made as joins need them: most clients join once
         except ConnectionRefusedError:
             raise
         except Exception:  # noqa: BLE001 - any failure to check is a refusal
@@ -134,17 +134,18 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
     def disconnect(reason=None):
         sid = request.sid
         with lock:
-            locks = client_locks.get(sid, ())
+            # From here on no join of this client takes a lock (lock_for
+            # answers None); those holding one finish before it leaves.
+            locks = client_locks.pop(sid, {})
         with contextlib.ExitStack() as held:
-            for client_lock in locks:  # always in the same order: no deadlock
-                held.enter_context(client_lock)
+            for slot in sorted(locks):  # always in the same order: no deadlock
+                held.enter_context(locks[slot])
             with lock:
                 deployment_ids = list(streams.get(sid, ()))
             for deployment_id in deployment_ids:
                 leave(sid, deployment_id)
             with lock:
                 streams.pop(sid, None)
-                client_locks.pop(sid, None)
         clients.disconnected(sid)
 
     @socketio.on("start_streaming")
@@ -171,9 +172,16 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
             f"connection may; stop one first.")
 
     def lock_for(sid, deployment_id):
+        """Return the lock of the client's joins of deployment_id, or None once it is leaving."""
+        slot = hash(deployment_id) % CLIENT_LOCKS
         with lock:
             locks = client_locks.get(sid)
-        return locks[hash(deployment_id) % CLIENT_LOCKS] if locks else None
+            if locks is None:
+                return None
+            client_lock = locks.get(slot)
+            if client_lock is None:
+                client_lock = locks[slot] = threading.Lock()
+        return client_lock
 
     def join(sid, deployment_id, since, batch):
         with lock:
