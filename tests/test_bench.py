@@ -104,6 +104,8 @@ def test_cli_explains_bad_options():
 
 def test_fanout_and_idle_scenarios_run_from_the_cli():
     """Twenty viewers in two processes get every line; ten idle viewers hold no OS thread."""
+    from logstream.tools.benchfanout import format_fanout
+
     result = CliRunner().invoke(main, [
         "bench", "--scenario", "fanout", "--clients", "20", "--fanout-lines", "30",
         "--client-processes", "2", "--frontail", "none", "--json"])
@@ -121,8 +123,11 @@ def test_fanout_and_idle_scenarios_run_from_the_cli():
     result = CliRunner().invoke(main, [
         "bench", "--scenario", "idle", "--clients", "10", "--client-processes", "2", "--json"])
     assert result.exit_code == 0, result.output
-    idle = json.loads(result.output)["idle"]
+    idle_report = json.loads(result.output)
+    idle = idle_report["idle"]
     assert idle["viewers"] == 10 and idle["after"]["threads"] == idle["before"]["threads"]
+    text = format_fanout(idle_report)
+    assert text.startswith("logstream bench --scenario idle:") and "10 idle viewers" in text
     assert idle["healthz_ms"]["p50"] > 0 and idle["first_line_ms"]["p50"] > 0
     assert idle["seconds_to_baseline"] is not None
 

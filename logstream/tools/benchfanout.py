@@ -226,7 +226,8 @@ def run_fanout(viewers=1000, lines=300, rate=100.0, processes=4, deflate=True,
 def format_fanout(report):
     """Return the fan-out report as text for a terminal."""
     m = report["machine"]
-    out = [f"logstream bench --scenario fanout: {m['cpus']} CPUs ({m['cpu_model']}), "
+    scenario = "fanout" if report["fanout"] else "idle"
+    out = [f"logstream bench --scenario {scenario}: {m['cpus']} CPUs ({m['cpu_model']}), "
            f"load {m['load_average']}, {report['settings']['client_processes']} client processes"]
     for s in report["fanout"]:
         lat, srv = s["latency_ms"] or {}, s["server"] or {}
