@@ -10,6 +10,8 @@ from logstream.tools.leanclient import LeanClient, WireError
 STAMP_DIGITS = 19   # time.time_ns() until the year 2286
 SEQ_DIGITS = 10
 PROGRESS_SECONDS = 0.25
+# How often idle viewers that have joined are read while the rest join.
+IDLE_READ_SECONDS = 1.0
 MAX_SAMPLES = 50_000
 
 
@@ -156,20 +158,9 @@ def idle_job(job, conn):
     """Hold connections that follow a quiet deployment until told to let go."""
     import selectors
 
-    clients = []
-    for _ in range(job["count"]):
-        client = LeanClient(job["url"], deflate=job["deflate"])
-        client.call("start_streaming", {"deployment_id": job["deployment_id"]},
-                    on_other=lambda message: None)
-        clients.append(client)
-    conn.send(("ready", len(clients)))
-    selector = selectors.DefaultSelector()
-    selector.register(conn.fileno(), selectors.EVENT_READ, None)
-    for client in clients:
-        selector.register(client.sock, selectors.EVENT_READ, client)
-    stopped = False
-    while not stopped:
-        for key, _ in selector.select():
+    def read(selector, timeout):
+        stopped = False
+        for key, _ in selector.select(timeout):
             if key.data is None:
                 stopped = True
             else:
@@ -177,6 +168,27 @@ def idle_job(job, conn):
                 key.data._fill()
                 while key.data.recv_text(block=False) is not None:
                     pass
+        return stopped
+
+    selector = selectors.DefaultSelector()
+    clients = []
+    next_read = time.monotonic() + IDLE_READ_SECONDS
+    for _ in range(job["count"]):
+        client = LeanClient(job["url"], deflate=job["deflate"])
+        client.call("start_streaming", {"deployment_id": job["deployment_id"]},
+                    on_other=lambda message: None)
+        clients.append(client)
+        selector.register(client.sock, selectors.EVENT_READ, client)
+        if time.monotonic() >= next_read:
+            # Joining thousands takes longer than a heartbeat: the first
+            # ones answer their pings meanwhile, as a browser tab would,
+            # instead of all at once when the last has joined.
+            read(selector, 0)
+            next_read = time.monotonic() + IDLE_READ_SECONDS
+    conn.send(("ready", len(clients)))
+    selector.register(conn.fileno(), selectors.EVENT_READ, None)
+    while not read(selector, None):
+        pass
     conn.recv()
     selector.close()
     for client in clients:
