@@ -19,6 +19,7 @@ from conftest import RawClient, append, fds_opened_since, open_fds, wait_healthy
 from logstream.clients.logclient import LogClient
 from logstream.core.deployments import LineCounts, list_deployments
 from logstream.core import lineindex
+from logstream.web import internals
 from logstream.web.limits import Limits
 from logstream.web.server import start_server
 from logstream.support.host import free_port
@@ -344,13 +345,26 @@ def test_history_waits_while_all_clients_backlogs_are_over_the_servers_budget(ma
     def queued():
         return sum(s.queue.bytes for s in list(sockets.values()) if not s.closed)
 
+    # A viewer that reads says when the server has sent what was written:
+    # the kernel's send buffer may take the first megabytes for the stalled
+    # one, so its queue alone doesn't show progress.
+    reader = RawClient(server.url)
+    reader.call("start_streaming", {"deployment_id": "busy", "batch": True})
+    written = 0
     with open(busy, "a") as out:
         # Live lines back up behind the stalled client, past the budget even
         # with the 1 MiB its writer holds outside the count.
         while queued() <= 2 << 20:
+            assert written < 60_000, "60 MB written and the stalled client's queue stays short"
             out.write(("z" * 1000 + "\n") * 1000)
             out.flush()
-            wait_until(lambda: queued() > 0, message="live lines to queue")
+            written += 1000
+            wait_until(lambda: reader.line_numbers()[-1:] == [written],
+                       message="the reading viewer to get the lines")
+    # The server sums only the queues that hold packets; it agrees with a
+    # walk over every session.
+    wait_until(lambda: internals.all_queued_bytes(server.socketio) == queued() > 2 << 20,
+               message="the server's own count of what is queued")
     other = RawClient(server.url)
     reply = other.call("start_streaming", {"deployment_id": "big", "since": 0, "batch": True})
     assert reply["type"] == "streaming_started"
@@ -359,6 +373,8 @@ def test_history_waits_while_all_clients_backlogs_are_over_the_servers_budget(ma
     assert other.line_numbers() == [], "no history while the budget is spent"
     stalled.sock.close()
     wait_until(lambda: queued() < 256 << 10, message="the stalled client's session to close")
+    wait_until(lambda: internals.all_queued_bytes(server.socketio) < 256 << 10,
+               message="the closed session's queue to leave the server's count")
     # Asked again, history flows, still within the budget: a client that
     # asks from its last line whenever told it lags gets every line once.
     last = 0
