@@ -121,6 +121,10 @@ class ByteQueue(_stdlib_queue()):
     """
 
     direct = None
+    # The queues of one Engine.IO server that hold packets of an open
+    # session: install_byte_queues gives each server its own set, so the
+    # server's whole backlog is summed without walking every idle session.
+    backlogged = None
 
     def put(self, item, block=True, timeout=None):
         direct = self.direct
@@ -132,14 +136,28 @@ class ByteQueue(_stdlib_queue()):
         super()._init(maxsize)
         self.bytes = 0
         self._batch = 0
+        self._closing = False
 
+    # _put and _get run under the queue's mutex; a set's add and discard
+    # are single steps, so the shared set needs no lock of its own.
     def _put(self, item):
-        self.bytes += packet_size(item)
+        if item is None:
+            # Engine.IO closes a session by queueing None: from now on its
+            # bytes are no one's backlog.
+            self._closing = True
+            if self.backlogged is not None:
+                self.backlogged.discard(self)
+        else:
+            self.bytes += packet_size(item)
+            if self.backlogged is not None and not self._closing:
+                self.backlogged.add(self)
         super()._put(item)
 
     def _get(self):
         item = super()._get()
         self.bytes -= packet_size(item)
+        if self.bytes <= 0 and self.backlogged is not None:
+            self.backlogged.discard(self)
         return item
 
     def holds_packets(self):
@@ -170,7 +188,7 @@ def install_byte_queues(socketio):
     eio = socketio.server.eio
     # Engine.IO builds each session's queue with _async["queue"]; a copy,
     # because the stock dict is shared by every Engine.IO server in the process.
-    eio._async = dict(eio._async, queue=ByteQueue)
+    eio._async = dict(eio._async, queue=type("ByteQueue", (ByteQueue,), {"backlogged": set()}))
 
 
 def queued_bytes(sio_server, sid, namespace="/"):
@@ -182,6 +200,9 @@ def queued_bytes(sio_server, sid, namespace="/"):
 
 def all_queued_bytes(socketio):
     """Return how many bytes wait to be sent to all of socketio's open sessions together."""
+    backlogged = getattr(socketio.server.eio._async["queue"], "backlogged", None)
+    if backlogged is not None:
+        return sum(queue.bytes for queue in backlogged.copy())
     # A closed session stays listed a while with its queue, which is dropped with it.
     return sum(getattr(getattr(session, "queue", None), "bytes", 0)
                for session in list(socketio.server.eio.sockets.values())
