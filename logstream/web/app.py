@@ -45,10 +45,10 @@ def socketio_route(app, path="/socket.io/"):
     Flask-SocketIO runs every event in a request context built from the
     connection's request. With no rule for its path, each event raises and
     keeps a NotFound whose traceback ties the request, its contexts and
-    some forty frames into a reference cycle, which only a full garbage
-    collection frees: at 10,000 viewers those collections took up to a
-    second each. Engine.IO answers this path before Flask routes it, so the
-    view only says so if it is ever reached.
+    some forty frames into a reference cycle that only the cyclic garbage
+    collector frees: ~57 objects of garbage an event, 8 with the rule.
+    Engine.IO answers this path before Flask routes it, so the view only
+    says so if it is ever reached.
     """
 
     def socketio_endpoint():
