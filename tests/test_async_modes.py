@@ -19,7 +19,7 @@ import pytest
 from conftest import serve_process, wait_until
 from logstream.tools.benchfanout import run_fanout
 from logstream.tools.benchjobs import stamped_line
-from logstream.tools.leanclient import LeanClient
+from logstream.tools.leanclient import LeanClient, joined_viewers
 
 MODES = ["gevent", "threading"]
 
@@ -130,11 +130,9 @@ def test_a_viewer_that_stops_reading_is_dropped_within_its_byte_budget(served):
     """A viewer that never reads costs the server at most its backlog budget (4 MiB) and is told it lags."""
     log = served.log("flood")
     stalled = LeanClient(served.url, deflate=False)
-    stalled.call("start_streaming", {"deployment_id": "flood", "batch": True},
-                 on_other=lambda message: None)
+    stalled.join("flood", batch=True)
     reader = LeanClient(served.url)
-    reader.call("start_streaming", {"deployment_id": "flood", "batch": True},
-                on_other=lambda message: None)
+    reader.join("flood", batch=True)
     rss_before = served.rss()
     line = stamped_line(0, 1000)
     seen = b""
@@ -171,12 +169,7 @@ def test_threads_and_descriptors_return_to_baseline_after_150_viewers_leave(serv
     served.log("churn")
     threads, fds = served.threads(), served.fds()
     for _ in range(2):
-        viewers = []
-        for _ in range(150):
-            viewer = LeanClient(served.url)
-            viewer.call("start_streaming", {"deployment_id": "churn", "batch": True},
-                        on_other=lambda message: None)
-            viewers.append(viewer)
+        viewers = joined_viewers(served.url, "churn", 150, batch=True)
         if served.mode == "gevent":
             assert served.threads() == threads  # green threads are not OS threads
         else:
@@ -209,8 +202,7 @@ def test_polling_and_websocket_viewers_share_a_room(served, transport):
     lean = LeanClient(served.url)
     try:
         client.call("start_streaming", {"deployment_id": "mixed", "batch": True})
-        lean.call("start_streaming", {"deployment_id": "mixed", "batch": True},
-                  on_other=lambda message: None)
+        lean.join("mixed", batch=True)
         with open(log, "a") as out:
             for text in ("one", "two", "three"):
                 out.write(text + "\n")
@@ -243,11 +235,7 @@ def test_sse_viewers_and_idle_sockets_hold_no_thread_on_green_threads(tmp_path):
                 assert response.status_code == 200
                 streams.append(stream)
                 responses.append(response)
-            for _ in range(200):
-                viewer = LeanClient(served.url)
-                viewer.call("start_streaming", {"deployment_id": "quiet"},
-                            on_other=lambda message: None)
-                viewers.append(viewer)
+            viewers += joined_viewers(served.url, "quiet", 200)
             assert served.threads() == threads
             assert httpx.get(served.url + "/healthz").status_code == 200
             # Every stream is live: a new line reaches the last viewer and the last stream.
@@ -271,17 +259,12 @@ import json, sys, tempfile, pathlib
 from gevent import monkey
 monkey.patch_all()
 from logstream.web.server import start_server
-from logstream.tools.leanclient import LeanClient
+from logstream.tools.leanclient import joined_viewers
 
 folder = pathlib.Path(tempfile.mkdtemp())
 (folder / "room.log").write_text("")
 with start_server(data_dir=folder) as server:
-    viewers = []
-    for _ in range(5):
-        viewer = LeanClient(server.url)
-        viewer.call("start_streaming", {"deployment_id": "room", "batch": True},
-                    on_other=lambda message: None)
-        viewers.append(viewer)
+    viewers = joined_viewers(server.url, "room", 5, batch=True)
     for n in range(20):
         with open(folder / "room.log", "a") as out:
             out.write(f"line {n}\\n")

@@ -162,8 +162,7 @@ def _first_line_ns(url, deployment_id, path, seq, deflate):
     started = time.perf_counter_ns()
     client = LeanClient(url, deflate=deflate)
     try:
-        client.call("start_streaming", {"deployment_id": deployment_id, "batch": True},
-                    on_other=lambda message: None)
+        client.join(deployment_id, batch=True)
         with open(path, "a") as log:
             log.write(stamped_line(seq))
         marker = f" {seq:010d} ".encode()

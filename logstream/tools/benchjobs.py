@@ -175,8 +175,7 @@ def idle_job(job, conn):
     next_read = time.monotonic() + IDLE_READ_SECONDS
     for _ in range(job["count"]):
         client = LeanClient(job["url"], deflate=job["deflate"])
-        client.call("start_streaming", {"deployment_id": job["deployment_id"]},
-                    on_other=lambda message: None)
+        client.join(job["deployment_id"])
         clients.append(client)
         selector.register(client.sock, selectors.EVENT_READ, client)
         if time.monotonic() >= next_read:

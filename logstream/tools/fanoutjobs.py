@@ -48,7 +48,6 @@ class Viewer:
 def fanout_job(job, conn):
     """Join `count` viewers to one deployment, then check and time every line each receives."""
     expect, url, deflate = job["expect"], job["url"], job["deflate"]
-    request = {"deployment_id": job["deployment_id"], "batch": True}
     namespace = job.get("namespace")  # frontail: every viewer of its one file joins it
     started = time.perf_counter()
     viewers = []
@@ -57,7 +56,7 @@ def fanout_job(job, conn):
             client = LeanClient(url, deflate=deflate, eio=3, namespace=namespace)
         else:
             client = LeanClient(url, deflate=deflate)
-            reply = client.call("start_streaming", request, on_other=lambda message: None)
+            reply = client.join(job["deployment_id"], batch=True)
             if reply and isinstance(reply[0], dict) and "error" in reply[0]:
                 raise RuntimeError(f"start_streaming was refused: {reply[0]['message']}")
         viewers.append(Viewer(client, expect))

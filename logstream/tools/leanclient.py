@@ -216,6 +216,14 @@ class LeanClient:
                 on_other(message)
         raise TimeoutError(f"no answer to {event} in {timeout} s")
 
+    def join(self, deployment_id, batch=None, timeout=10.0):
+        """Start streaming deployment_id, passing over whatever else arrives first; return the reply."""
+        request = {"deployment_id": deployment_id}
+        if batch is not None:
+            request["batch"] = batch
+        return self.call("start_streaming", request, on_other=lambda message: None,
+                         timeout=timeout)
+
     def fileno(self):
         return self.sock.fileno()
 
@@ -230,3 +238,13 @@ class LeanClient:
         except OSError:
             pass  # gone already, or slow: either way we are done
         self.sock.close()
+
+
+def joined_viewers(url, deployment_id, count, batch=None, **options):
+    """Return count LeanClients of url, connected and joined to deployment_id one after another."""
+    viewers = []
+    for _ in range(count):
+        viewer = LeanClient(url, **options)
+        viewer.join(deployment_id, batch)
+        viewers.append(viewer)
+    return viewers
