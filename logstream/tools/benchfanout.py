@@ -19,6 +19,7 @@ import psutil
 from logstream.support.host import free_port
 from logstream.support.processes import ChildProcess, answers
 from logstream.support.waiting import wait_until
+from logstream.tools.bench import percentiles
 from logstream.tools.benchjobs import stamped_line
 from logstream.tools.benchpool import ClientPool, write_at_rate
 from logstream.tools.benchtarget import BenchError, Sampler, Target, snapshot
@@ -29,12 +30,6 @@ STALL_SECONDS = 10.0
 # Threads and descriptors "back at baseline" after the viewers leave: at most this many above it.
 BASELINE_SLACK = 2
 FRONTAIL_CANDIDATES = ("frontail",)  # scripts/system-deps.sh installs frontail@4.9.2 from npm
-
-
-def percentiles_ms(values_ns):
-    from logstream.tools.bench import percentiles
-
-    return percentiles(values_ns)
 
 
 def find_frontail(path=None):
@@ -96,7 +91,7 @@ def fanout(target, pool, viewers, lines, rate, deflate=True, namespace=None, pat
         "lines": lines, "rate": rate, "deliveries": delivered,
         "deliveries_per_s": round(delivered / max(1e-9, (last_ns - written_ns) / 1e9)),
         "join_seconds": round(join_seconds, 3),
-        "latency_ms": percentiles_ms([x for r in results for x in r["latencies_ns"]]),
+        "latency_ms": percentiles([x for r in results for x in r["latencies_ns"]]),
         "min_received": min(r["min_received"] for r in results),
         "server": sampler.result, "before": before, "joined": joined,
         "seconds_to_baseline": left,
@@ -152,8 +147,8 @@ def idle(target, pool, viewers, deployment_id, deflate=True, probes=10):
         conn.send("stop")
     pool.collect(conns, 120)
     return {"design": target.design, "viewers": sum(held), "join_seconds": round(join_seconds, 2),
-            "before": before, "after": after, "healthz_ms": percentiles_ms(healthz),
-            "first_line_ms": percentiles_ms(first_line),
+            "before": before, "after": after, "healthz_ms": percentiles(healthz),
+            "first_line_ms": percentiles(first_line),
             "seconds_to_baseline": _back_to_baseline(process, before)}
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 HISTORY_TAIL = 50
 CLIENT_LOCKS = 8
 ATTACH_TIMEOUT = 10.0
+
+
 def register_events(socketio, hub, limits, clients=None, fanout=None):
     """Attach the logstream protocol's event handlers to socketio.
 

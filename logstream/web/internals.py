@@ -200,13 +200,8 @@ def queued_bytes(sio_server, sid, namespace="/"):
 
 def all_queued_bytes(socketio):
     """Return how many bytes wait to be sent to all of socketio's open sessions together."""
-    backlogged = getattr(socketio.server.eio._async["queue"], "backlogged", None)
-    if backlogged is not None:
-        return sum(queue.bytes for queue in backlogged.copy())
-    # A closed session stays listed a while with its queue, which is dropped with it.
-    return sum(getattr(getattr(session, "queue", None), "bytes", 0)
-               for session in list(socketio.server.eio.sockets.values())
-               if not session.closed)
+    # The queues holding packets (install_byte_queues); a copy, as other threads change it.
+    return sum(queue.bytes for queue in socketio.server.eio._async["queue"].backlogged.copy())
 
 
 def engineio_sessions(socketio):
@@ -254,16 +249,13 @@ class RoomIndex:
         self._logstream_rooms_of = {}
         super().__init__(*args, **kwargs)
 
-    def _rooms_of(self):
-        return self._logstream_rooms_of
-
     def basic_enter_room(self, sid, namespace, room, eio_sid=None):
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self._rooms_of().setdefault((namespace, sid), set()).add(room)
+        self._logstream_rooms_of.setdefault((namespace, sid), set()).add(room)
 
     def basic_leave_room(self, sid, namespace, room):
         super().basic_leave_room(sid, namespace, room)
-        index = self._rooms_of()
+        index = self._logstream_rooms_of
         rooms = index.get((namespace, sid))
         if rooms is not None:
             rooms.discard(room)
@@ -273,7 +265,7 @@ class RoomIndex:
     def basic_disconnect(self, sid, namespace, **kwargs):
         if namespace not in self.rooms:
             return
-        for room in list(self._rooms_of().get((namespace, sid), ())):
+        for room in list(self._logstream_rooms_of.get((namespace, sid), ())):
             self.basic_leave_room(sid, namespace, room)
         self.callbacks.pop(sid, None)
         for pending in (self.pending_connect, self.pending_disconnect):
@@ -284,7 +276,8 @@ class RoomIndex:
                     del pending[namespace]
 
     def get_rooms(self, sid, namespace):
-        return [room for room in self._rooms_of().get((namespace, sid), ()) if room is not None]
+        rooms = self._logstream_rooms_of.get((namespace, sid), ())
+        return [room for room in rooms if room is not None]
 
 
 class IndexedManager(RoomIndex, socketio.Manager):

@@ -22,7 +22,6 @@ class SocketOutlet:
     """Emit a follower's lines into its deployment's rooms, encoded once per room."""
 
     def __init__(self, socketio, max_backlog_bytes, on_lagging, on_failed=None, fanout=None):
-        self.socketio = socketio
         self.fanout = fanout or RoomFanout(socketio, None, direct=False)
         self.max_backlog_bytes = max_backlog_bytes
         self.on_lagging = on_lagging

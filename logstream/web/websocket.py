@@ -194,7 +194,6 @@ class FastWebSocket(SimpleWebSocketWSGI):
         """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
         return self.write_now(pkt.encode(), {})
 
-
     def close(self):
         super().close()
         # simple-websocket then waits on its reader thread for the client's
