@@ -1,14 +1,8 @@
 """LogClient across server restarts and truncations: every line once, never stalled."""
 
-import threading
-
 from conftest import append, wait_until
 from logstream.clients.logclient import LogClient
-from logstream.web.server import start_server
-
-
-def reconnect_threads():
-    return [t for t in threading.enumerate() if t.name == "logclient:reconnect"]
+from logstream.web.server import close_connections, start_server
 
 
 def test_a_client_comes_back_after_a_restart_and_keeps_streaming(tmp_path):
@@ -49,9 +43,26 @@ def test_close_stops_a_client_that_is_waiting_for_its_server(tmp_path):
     client = LogClient(first.url).connect()
     client.follow("app")
     first.stop()
-    wait_until(lambda: reconnect_threads(), message="the client to start reconnecting")
+    wait_until(lambda: client.reconnecting, message="the client to start reconnecting")
     client.close()
-    wait_until(lambda: not reconnect_threads(), message="the reconnection to give up")
+    wait_until(lambda: not client.reconnecting, message="the reconnection to give up")
     with start_server(data_dir=tmp_path, port=first.port) as second:
         assert second.socketio.server.manager.rooms.get("/", {}) == {}
         assert not client.connected
+
+
+def test_a_client_whose_connection_drops_comes_back_and_resumes(make_server, tmp_path):
+    # The TCP connection ends with no goodbye, as when a proxy or the network drops it.
+    log = tmp_path / "app.log"
+    log.write_text("line 1\nline 2\n")
+    server = make_server()
+    with LogClient(server.url) as client:
+        sub = client.follow("app", since=0)
+        assert sub.take(2, timeout=5) == [(1, "line 1"), (2, "line 2")]
+        first_sid = client.sio.sid
+        close_connections(server.httpd)
+        append(log, "line 3\n")
+        wait_until(lambda: client.connected and client.sio.sid != first_sid, timeout=15,
+                   message="a new connection")
+        assert sub.take(1, timeout=5) == [(3, "line 3")]
+        assert sub.drain() == []

@@ -143,8 +143,12 @@ class LogClient:
         self.token = token
         self.reconnection = reconnection
         self._closing = threading.Event()
-        self.sio = socketio.Client(reconnection=reconnection,
-                                   reconnection_delay=0.2, reconnection_delay_max=2)
+        self._reconnecting = None  # the thread trying to come back, while it runs
+        self._reconnect_lock = threading.Lock()
+        # One way back after every drop: this client's own, which also comes
+        # back after the server closed the connection (python-socketio's
+        # reconnects only after a lost transport).
+        self.sio = socketio.Client(reconnection=False)
         self.subscriptions = {}
         self.errors = []
         self._register_handlers()
@@ -160,13 +164,11 @@ class LogClient:
 
         @sio.on("disconnect")
         def on_disconnect(reason=None):
-            # python-socketio reconnects after a dropped transport, but not
-            # when the server closes the connection, and a logstream server
-            # only does that when it stops: come back when it restarts.
-            if (reason == sio.reason.SERVER_DISCONNECT and self.reconnection
+            # A lost transport, a missed heartbeat, or a server that closed
+            # the connection because it stops: come back when it can.
+            if (reason != sio.reason.CLIENT_DISCONNECT and self.reconnection
                     and not self._closing.is_set()):
-                threading.Thread(target=self._reconnect, daemon=True,
-                                 name="logclient:reconnect").start()
+                self._start_reconnecting()
 
         @sio.on("new_log")
         def on_new_log(data):
@@ -223,16 +225,32 @@ class LogClient:
                 else str(error)) from error
         return self
 
-    def _reconnect(self, delay=0.2, delay_max=2.0):
+    @property
+    def reconnecting(self):
+        """Return True while the connection is down and the client is trying to come back."""
+        thread = self._reconnecting
+        return not self.sio.connected and thread is not None and thread.is_alive()
+
+    def _start_reconnecting(self):
+        with self._reconnect_lock:
+            if self._reconnecting is None or not self._reconnecting.is_alive():
+                self._reconnecting = threading.Thread(
+                    target=self._reconnect, daemon=True, name="logclient:reconnect")
+                self._reconnecting.start()
+
+    def _reconnect(self, first_delay=0.2, delay_max=2.0):
+        delay = first_delay
         while not self._closing.wait(delay):
+            if self.sio.connected:
+                return  # and stayed up for a moment: a later drop starts anew
             try:
                 self._open()
-            except socketio.exceptions.ConnectionError:
+                delay = first_delay
+            except (socketio.exceptions.ConnectionError, ValueError):
+                # ValueError: the old connection is still closing down.
                 delay = min(delay * 2, delay_max)
-                continue
-            if self._closing.is_set():  # closed while this attempt was under way
-                self.sio.disconnect()
-            return
+        if self.sio.connected:  # closed while an attempt was under way
+            self.sio.disconnect()
 
     def close(self):
         """Close the connection and stop reconnecting."""
