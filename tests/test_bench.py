@@ -115,6 +115,9 @@ def test_fanout_and_idle_scenarios_run_from_the_cli():
     assert run["design"] == "logstream" and run["viewers"] == 20
     assert run["deliveries"] == 20 * 30 and run["lost"] == 0 and run["min_received"] == 30
     assert run["latency_ms"]["p50"] <= run["latency_ms"]["p99"]
+    # A line arrives at a viewer's socket before the viewer reads it.
+    assert 0 < run["arrival_ms"]["p50"] <= run["latency_ms"]["p50"]
+    assert run["arrival_ms"]["max"] <= run["latency_ms"]["max"]
     # Green threads: the viewers hold no OS thread of the server.
     assert run["joined"]["threads"] == run["before"]["threads"]
     assert run["seconds_to_baseline"] is not None

@@ -2,6 +2,7 @@
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -68,3 +69,32 @@ def test_pongs_and_heartbeats_never_land_inside_a_big_batch(fast_heartbeat_serve
         assert client.heartbeats > 0
     finally:
         client.close()
+
+
+def test_a_benchmark_viewer_times_a_line_by_its_arrival_not_by_its_reading(server):
+    # The fan-out benchmark's viewers share two cores with the server: the
+    # kernel's receive stamp says when a line arrived, however late it is read.
+    logs = Logs(server.data_dir)
+    deployment_id, log = logs.make(0)
+    client = LeanClient(server.url, deflate=False)
+
+    def waiting_in_the_socket():
+        try:
+            return b"late reader" in client.sock.recv(1 << 16, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+
+    try:
+        client.join(deployment_id, batch=True)
+        client.stamp_arrivals()
+        written_ns = time.time_ns()
+        with open(log, "a") as f:
+            f.write("late reader\n")
+        wait_until(waiting_in_the_socket, message="the line to arrive")
+        seen_ns = time.time_ns()
+        time.sleep(0.3)  # the reader is late on purpose
+        while b"late reader" not in client.recv_text():
+            pass
+        assert written_ns < client.arrived_ns <= seen_ns < time.time_ns() - 300_000_000
+    finally:
+        client.close(timeout=0.2)

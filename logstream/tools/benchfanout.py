@@ -91,6 +91,8 @@ def fanout(target, pool, viewers, lines, rate, deflate=True, namespace=None, pat
         "lines": lines, "rate": rate, "deliveries": delivered,
         "deliveries_per_s": round(delivered / max(1e-9, (last_ns - written_ns) / 1e9)),
         "join_seconds": round(join_seconds, 3),
+        # Write to arrival at the viewer's socket, and to the viewer process having read it.
+        "arrival_ms": percentiles([x for r in results for x in r["arrivals_ns"]]),
         "latency_ms": percentiles([x for r in results for x in r["latencies_ns"]]),
         "min_received": min(r["min_received"] for r in results),
         "server": sampler.result, "before": before, "joined": joined,
@@ -225,12 +227,14 @@ def format_fanout(report):
            f"load {m['load_average']}, {report['settings']['client_processes']} client processes"]
     for s in report["fanout"]:
         lat, srv = s["latency_ms"] or {}, s["server"] or {}
+        arr = s["arrival_ms"] or {}
         joined = s["joined"] or {}
         out.append(
             f"{s['design']}: {s['viewers']} viewers x {s['lines']} lines @{s['rate']:g}/s: "
             f"{s['deliveries']:,} delivered ({s['deliveries_per_s']:,}/s), lost {s['lost']}, "
             f"dup {s['duplicates']}, ooo {s['out_of_order'] + s['misnumbered'] + s['malformed']}; "
-            f"joined in {s['join_seconds']} s; p50/p99 {lat.get('p50')}/{lat.get('p99')} ms "
+            f"joined in {s['join_seconds']} s; arrived p50/p99 {arr.get('p50')}/{arr.get('p99')} ms "
+            f"(max {arr.get('max')}), read p50/p99 {lat.get('p50')}/{lat.get('p99')} ms "
             f"(max {lat.get('max')}); server threads {joined.get('threads')} joined, "
             f"peak {srv.get('threads_peak')}, RSS peak {srv.get('rss_mb_peak')} MB, "
             f"cpu {srv.get('cpu_percent')}%; threads and fds at baseline "

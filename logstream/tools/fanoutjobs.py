@@ -63,10 +63,13 @@ def fanout_job(job, conn):
     conn.send(("ready", {"joined": len(viewers),
                          "join_seconds": round(time.perf_counter() - started, 3)}))
 
-    cache, latencies = {}, []
+    # Each line's time from its write to its arrival at the viewer's socket
+    # (the kernel's stamp) and to the moment this process had read it.
+    cache, arrivals, latencies = {}, [], []
     first_ns = last_ns = None
     selector = selectors.DefaultSelector()
     for viewer in viewers:
+        viewer.client.stamp_arrivals()
         selector.register(viewer.client.sock, selectors.EVENT_READ, viewer)
     remaining = len(viewers)
     deadline = time.monotonic() + job["timeout"]
@@ -82,7 +85,7 @@ def fanout_job(job, conn):
                     messages.append(message)
             except (OSError, WireError):
                 messages, viewer.done = [], True
-            now = time.time_ns()
+            now, arrived = time.time_ns(), viewer.client.arrived_ns
             for message in messages:
                 if not (message.startswith(BATCH_PREFIX) or FRONTAIL_EVENT in message[:80]):
                     continue
@@ -110,6 +113,7 @@ def fanout_job(job, conn):
                         viewer.highest = seq
                     if number is not None and number != seq + 1:
                         viewer.misnumbered += 1
+                    arrivals.append(arrived - stamp)
                     latencies.append(now - stamp)
             if viewer.done or viewer.received >= expect:
                 viewer.done = True
@@ -118,7 +122,8 @@ def fanout_job(job, conn):
     selector.close()
     result = {"clients": len(viewers), "received": sum(v.received for v in viewers),
               "min_received": min((v.received for v in viewers), default=0),
-              "first_ns": first_ns, "last_ns": last_ns, "latencies_ns": latencies}
+              "first_ns": first_ns, "last_ns": last_ns, "latencies_ns": latencies,
+              "arrivals_ns": arrivals}
     for name in ("duplicates", "out_of_order", "malformed", "misnumbered"):
         result[name] = sum(getattr(v, name) for v in viewers)
     result["lost"] = expect * len(viewers) - result["received"]

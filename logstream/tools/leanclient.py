@@ -12,12 +12,15 @@ import json
 import os
 import socket
 import struct
+import sys
 import time
 import zlib
 from urllib.parse import urlsplit
 
 DEFLATE_TAIL = b"\x00\x00\xff\xff"
 RECV_BYTES = 1 << 20
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value, where Python lacks the name
+TIMESTAMP_SPACE = socket.CMSG_SPACE(16)  # struct timespec
 
 
 class WireError(ConnectionError):
@@ -65,6 +68,8 @@ class LeanClient:
         self.inflated = 0  # how many messages arrived compressed
         self.pongs = []
         self.heartbeats = 0
+        self._stamping = False
+        self.arrived_ns = None  # see stamp_arrivals()
         self._handshake(deflate, eio)
         opened = self.recv_text()
         if not opened.startswith(b"0"):
@@ -107,8 +112,28 @@ class LeanClient:
         """Return True when the server agreed to permessage-deflate."""
         return self._inflate is not None
 
+    def stamp_arrivals(self):
+        """Have the kernel time each read: ``arrived_ns`` is then when its last bytes reached the socket.
+
+        A benchmark's client processes share the machine with the server;
+        the kernel's receive timestamp (wall clock, like the stamps written
+        in the lines) leaves out how long the client itself took to get to
+        the data.
+        """
+        if sys.platform.startswith("linux"):  # elsewhere, the time the client read it
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._stamping = True
+
     def _fill(self):
-        data = self.sock.recv(RECV_BYTES)
+        if self._stamping:
+            data, ancillary, _, _ = self.sock.recvmsg(RECV_BYTES, TIMESTAMP_SPACE)
+            self.arrived_ns = time.time_ns()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanoseconds = struct.unpack("qq", value[:16])
+                    self.arrived_ns = seconds * 1_000_000_000 + nanoseconds
+        else:
+            data = self.sock.recv(RECV_BYTES)
         if not data:
             raise WireError("the server closed the connection")
         if self._pos:
