@@ -65,8 +65,10 @@ class RoomFanout:
         message = eio_packet.Packet(eio_packet.MESSAGE, packet).encode()
         eio = self.socketio.server.eio
         frames = {}  # one frame per compression setting, shared by every member
+        websockets = self.websockets
+        direct = queued = 0
         for sid, eio_sid in members:
-            websocket = self.websockets.get(eio_sid)
+            websocket = websockets.get(eio_sid)
             if on_lagging is not None:
                 backlog = (websocket.session.queue.bytes if websocket is not None
                            else self.backlog(sid))
@@ -74,9 +76,11 @@ class RoomFanout:
                     on_lagging(sid)
                     continue
             if websocket is not None and websocket.write_now(message, frames):
-                self.direct_writes += 1
+                direct += 1
             else:
                 # Through Engine.IO's queue, every member holding the same
                 # string: a stalled room costs its packets once, not per member.
-                self.queued_writes += 1
+                queued += 1
                 eio.send(eio_sid, packet)
+        self.direct_writes += direct
+        self.queued_writes += queued

@@ -315,7 +315,7 @@ class LockedSocket:
             if sent < total:
                 self._sock.sendall(b"".join(parts)[sent:])
 
-    def write_now(self, parts):
+    def write_now(self, parts, total=None):
         """Write parts as one frame unless someone else is writing; return True if it went.
 
         Never waits for the socket: what it can't take at once is finished by
@@ -331,7 +331,8 @@ class LockedSocket:
         except OSError:
             self._lock.release()
             return False  # closed: Engine.IO's path reports it
-        total = sum(len(part) for part in parts)
+        if total is None:
+            total = sum(len(part) for part in parts)
         if sent == total:
             self._lock.release()
             return True

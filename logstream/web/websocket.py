@@ -185,10 +185,11 @@ class FastWebSocket(SimpleWebSocketWSGI):
         """
         if not self._writable_now() or self.session.queue.holds_packets():
             return False  # packets wait: this one goes behind them
-        parts = frames.get(self._wbits)
-        if parts is None:
-            parts = frames[self._wbits] = self.frame(message)
-        return self.ws.sock.write_now(parts)
+        framed = frames.get(self._wbits)
+        if framed is None:
+            parts = self.frame(message)
+            framed = frames[self._wbits] = (parts, len(parts[0]) + len(parts[1]))
+        return self.ws.sock.write_now(*framed)
 
     def write_packet(self, pkt):
         """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
