@@ -45,3 +45,38 @@ def test_serve_binds_loopback_serves_and_stops_on_ctrl_c(tmp_path):
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+SETTLED_HEAP = """
+import gc, sys, threading, time, weakref
+from logstream.web import server
+
+assert gc.get_freeze_count() == 0
+threading.Thread(target=server.serve_forever, kwargs={"data_dir": sys.argv[1], "port": 0},
+                 daemon=True).start()
+deadline = time.monotonic() + 30
+while not gc.get_freeze_count() and time.monotonic() < deadline:
+    time.sleep(0.05)
+
+
+class Node:
+    pass
+
+
+first, second = Node(), Node()
+first.other, second.other = second, first
+gone = weakref.ref(first)
+del first, second
+gc.collect()
+print(gc.get_freeze_count(), tuple(gc.get_threshold()) == server.GC_THRESHOLDS, gone() is None)
+"""
+
+
+def test_serve_keeps_its_startup_objects_out_of_collections_and_still_frees_later_garbage(tmp_path):
+    # Full collections walk every tracked object; `serve` freezes what it
+    # built at start so they don't walk it again while viewers join.
+    frozen, thresholds, freed = subprocess.run(
+        [sys.executable, "-c", SETTLED_HEAP, str(tmp_path)], capture_output=True, text=True,
+        timeout=60, check=True).stdout.split()
+    assert int(frozen) > 10_000, "serve froze nothing"
+    assert thresholds == "True" and freed == "True"
