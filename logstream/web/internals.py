@@ -315,8 +315,8 @@ class LockedSocket:
             if sent < total:
                 self._sock.sendall(b"".join(parts)[sent:])
 
-    def write_now(self, parts, total=None):
-        """Write parts as one frame unless someone else is writing; return True if it went.
+    def write_now(self, parts, total):
+        """Write parts (total bytes in all) as one frame unless someone else is writing; return True if it went.
 
         Never waits for the socket: what it can't take at once is finished by
         a task that holds the lock meanwhile. Only exact on green threads
@@ -331,8 +331,6 @@ class LockedSocket:
         except OSError:
             self._lock.release()
             return False  # closed: Engine.IO's path reports it
-        if total is None:
-            total = sum(len(part) for part in parts)
         if sent == total:
             self._lock.release()
             return True
