@@ -38,6 +38,9 @@ def patch():
     import gevent
     from gevent import monkey
 
+    # gevent records, for every task it starts, the stack that started it
+    # (for debugging): a tenth of a viewer's join, which starts several.
+    gevent.config.track_greenlet_tree = False
     monkey.patch_all()
     # Python raises KeyboardInterrupt in whatever runs when Ctrl+C arrives;
     # with gevent that is often its event loop, waiting in epoll, and the
