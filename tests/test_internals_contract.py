@@ -34,10 +34,15 @@ def require(ok, package, name, what_changed):
 def test_engineio_threading_websocket_class_and_its_table():
     name = "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI"
     wrapper = inspect.getsource(internals.SimpleWebSocketWSGI)
+    call = inspect.getsource(internals.SimpleWebSocketWSGI.__call__)
     require("self.server_args = kwargs" in wrapper
-            and "simple_websocket.Server(environ, **self.server_args)" in wrapper,
+            and "simple_websocket.Server(environ, **self.server_args)" in wrapper
+            and re.findall(r"self\.ws\.mode == '(\w+)'", call) == ["gunicorn", "werkzeug"]
+            and call.count("raise") == 2 and "ret = self.app(self)" in call,
             "python-engineio", name,
-            "it no longer passes its keyword arguments on to simple_websocket.Server")
+            "it no longer passes its keyword arguments on to simple_websocket.Server, or its "
+            "__call__ (which QuickWebSocketWSGI repeats) now does more than build the server, "
+            "run the handler and end a Gunicorn or Werkzeug request")
     eio = engineio.Server(async_mode="threading")
     require(isinstance(getattr(eio, "_async", None), dict)
             and eio._async.get("websocket") is internals.SimpleWebSocketWSGI
@@ -124,6 +129,33 @@ def test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class
             f"LockedSocket routes send only")
 
 
+def test_simple_websocket_server_handshake_runs_after_the_connection_is_made():
+    init = inspect.getsource(simple_websocket.ws.Base.__init__)
+    made, shaken, checked = (init.find(text) for text in (
+        "self.ws = WSConnection(connection_type)", "self.handshake()", "if not self.connected"))
+    send = inspect.getsource(wsproto.WSConnection.send)
+    require(0 <= made < shaken < checked
+            and "self.connection is None" in send and "self.connection.send(event)" in send,
+            "simple-websocket", "simple_websocket.ws.Server.handshake",
+            "Base.__init__ no longer makes self.ws, then calls handshake(), then checks "
+            "self.connected, or WSConnection no longer sends through a connection set on it")
+
+
+def test_wsproto_agrees_on_extensions_with_a_public_function():
+    from wsproto.handshake import server_extensions_handshake
+
+    accept = inspect.getsource(wsproto.handshake.H11Handshake._accept)
+    extension = PerMessageDeflate()
+    agreed = server_extensions_handshake(["permessage-deflate; client_max_window_bits"],
+                                         [extension])
+    require("server_extensions_handshake(" in accept
+            and agreed == b"permessage-deflate; client_max_window_bits=15"
+            and extension.enabled(),
+            "wsproto", "wsproto.handshake.server_extensions_handshake",
+            "its own handshake no longer agrees on extensions with it, or it no longer "
+            "returns the header's value and enables the extensions agreed on")
+
+
 def test_wsproto_keeps_the_agreed_deflate_window_on_the_connection():
     server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
@@ -146,6 +178,8 @@ def test_every_private_name_listed_is_checked(server):
                   test_socketio_client_reconnect_task,
                   test_socketio_manager_disconnect_cleans_up_only_what_room_index_does,
                   test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class,
+                  test_simple_websocket_server_handshake_runs_after_the_connection_is_made,
+                  test_wsproto_agrees_on_extensions_with_a_public_function,
                   test_wsproto_keeps_the_agreed_deflate_window_on_the_connection):
         check()
     test_engineio_sessions_and_their_send_queues(server)
@@ -158,7 +192,8 @@ def test_every_private_name_listed_is_checked(server):
 # wsproto (and their undocumented attributes) that logstream has used.
 PRIVATE = {"_async", "_websocket_wsgi", "async_drivers", "_proto", "_reconnect_task",
            "_handle_emit", "_redis_connect", "manager_initialized", "eio_sid_from_sid",
-           "sockets", "all_tasks_done", "unfinished_tasks", "_send_packet", "_trigger_event"}
+           "sockets", "all_tasks_done", "unfinished_tasks", "_send_packet", "_trigger_event",
+           "server_extensions_handshake"}
 LIBRARIES = ("engineio", "socketio", "simple_websocket", "wsproto", "flask_socketio")
 
 

@@ -15,7 +15,7 @@ from logstream.core.sources import DataDirSources
 from logstream.web.limits import ClientLimits, Limits
 from logstream.core.lines import DEFAULT_MAX_LINE_BYTES
 from logstream.core.simulator import Simulator
-from logstream.support.green import is_green
+from logstream.support.green import is_green, thread_class
 from logstream.web.fanout import RoomFanout
 from logstream.web.websocket import LogPacket, install as install_transport
 
@@ -148,6 +148,9 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     # On green threads a room's packet is written to every member's socket
     # by the publishing task (fanout.py); on OS threads through Engine.IO.
     direct = is_green()
+    if direct:
+        # Engine.IO starts a task for every incoming event: a bare greenlet.
+        internals.use_thread_class(socketio.server.eio, thread_class())
     websockets = install_transport(socketio, direct=direct)
     internals.install_byte_queues(socketio)
     fanout = app.extensions["logstream.web.fanout"] = RoomFanout(socketio, websockets, direct)

@@ -70,7 +70,7 @@ class RoomFanout:
         for sid, eio_sid in members:
             websocket = websockets.get(eio_sid)
             if on_lagging is not None:
-                backlog = (websocket.session.queue.bytes if websocket is not None
+                backlog = (websocket.queue.bytes if websocket is not None
                            else self.backlog(sid))
                 if backlog > max_backlog:
                     on_lagging(sid)

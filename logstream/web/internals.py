@@ -7,15 +7,21 @@ tests/test_internals_contract.py checks every name against the installed
 versions, failing with a sentence that names the package and what changed.
 """
 
-import os
+import json
 import queue
 import sys
 import threading
 import time
 
+import simple_websocket
 import socketio
 
+from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import PerMessageDeflate
+from wsproto.handshake import server_extensions_handshake
+from wsproto.utilities import RemoteProtocolError, generate_accept_token, split_comma_header
+
+from logstream.support.green import thread_class
 
 # Engine.IO's threading WebSocket wrapper lives in a private module.
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
@@ -24,9 +30,10 @@ from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 PRIVATE_NAMES = {
     "python-engineio": {
         "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI":
-            "the threading WebSocket class FastWebSocket extends",
+            "the threading WebSocket class FastWebSocket extends, whose __call__ "
+            "QuickWebSocketWSGI repeats with its own simple_websocket.Server",
         "engineio.Server._async":
-            "the table that says which WebSocket class and which send queue a server uses",
+            "the table that says which WebSocket class, send queue and thread class a server uses",
         "engineio.Server.sockets":
             "every open Engine.IO session, to close them at shutdown or when they never join",
         "engineio.socket.Socket.queue": "a session's packets not yet sent (the backlog)",
@@ -44,14 +51,24 @@ PRIVATE_NAMES = {
     "simple-websocket": {
         "simple_websocket.ws.Base._thread":
             "its reader thread writes pongs and closes through self.sock.send",
+        "simple_websocket.ws.Server.handshake":
+            "QuickServer answers a well-formed handshake itself: it runs from Base.__init__ "
+            "and leaves self.ws open and self.connected set",
     },
     "wsproto": {
         "wsproto.connection.Connection._proto.extensions": "the permessage-deflate window agreed on",
+        "wsproto.handshake.server_extensions_handshake":
+            "agreeing on permessage-deflate exactly as wsproto's own handshake does",
     },
 }
 
 
 # -- python-engineio ---------------------------------------------------------------
+
+
+def use_thread_class(eio, thread_class):
+    """Make one Engine.IO server start its background tasks (one per incoming event) with thread_class."""
+    eio._async = dict(eio._async, thread=thread_class)
 
 
 def use_websocket_class(eio, websocket_class):
@@ -315,29 +332,23 @@ class LockedSocket:
             if sent < total:
                 self._sock.sendall(b"".join(parts)[sent:])
 
-    def write_now(self, parts, total):
-        """Write parts (total bytes in all) as one frame unless someone else is writing; return True if it went.
+    @property
+    def lock(self):
+        """The lock every write holds; green threads' fan-out writes only while it is free (see fanout.py)."""
+        return self._lock
 
-        Never waits for the socket: what it can't take at once is finished by
-        a task that holds the lock meanwhile. Only exact on green threads
-        (see fanout.py).
+    def finish_later(self, parts, sent):
+        """Hand the rest of a frame the socket took only sent bytes of to a task that holds the lock meanwhile.
+
+        Never waits: the caller has just found the lock free, with nothing
+        run in between (green threads, see fanout.py), so later writes queue
+        behind the rest of this frame.
         """
         if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            sent = os.writev(self._sock.fileno(), parts)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            self._lock.release()
-            return False  # closed: Engine.IO's path reports it
-        if sent == total:
-            self._lock.release()
-            return True
+            raise RuntimeError("finish_later needs the lock free: only for green threads' fan-out")
         rest = b"".join(parts)[sent:]
-        threading.Thread(target=self._finish, args=(rest,), daemon=True,
-                         name="logstream:finish-frame").start()
-        return True
+        thread_class()(target=self._finish, args=(rest,), daemon=True,
+                       name="logstream:finish-frame").start()
 
     def _finish(self, rest):
         try:
@@ -360,7 +371,7 @@ def locking_thread_class(target, **kwargs):
     ws = target.__self__
     if not isinstance(ws.sock, LockedSocket):
         ws.sock = LockedSocket(ws.sock)
-    return threading.Thread(target=target, **kwargs)
+    return thread_class()(target=target, **kwargs)
 
 
 def deflate_window_bits(ws):
@@ -371,3 +382,95 @@ def deflate_window_bits(ws):
             # deflate needs at least 9 bits.
             return max(9, min(15, int(extension.server_max_window_bits)))
     return None
+
+
+# -- a WebSocket handshake answered without parsing the request again ----------------
+
+WEBSOCKET_VERSION = "13"
+
+
+def quick_handshake(environ):
+    """Return (the 101 response, the extensions) accepting a well-formed WebSocket request, or None.
+
+    simple-websocket rebuilds the request's text from the WSGI environ and
+    has wsproto parse it again with h11, then format the answer: a tenth of
+    a viewer's join. The HTTP server has parsed the request already, so a
+    well-formed one is answered here from the environ, with the headers
+    wsproto would send; anything else (a missing key, a wrong version, a
+    subprotocol, a header that isn't ASCII) is None, and wsproto answers it
+    as before, rejections included.
+    """
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY")
+    if (not key or environ.get("REQUEST_METHOD") != "GET"
+            or environ.get("HTTP_SEC_WEBSOCKET_VERSION") != WEBSOCKET_VERSION
+            or environ.get("HTTP_UPGRADE", "").lower() != "websocket"
+            or not environ.get("HTTP_HOST") or "HTTP_SEC_WEBSOCKET_PROTOCOL" in environ):
+        return None
+    try:
+        key = key.encode("ascii")
+        tokens = split_comma_header(environ.get("HTTP_CONNECTION", "").encode("ascii"))
+        offers = environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")
+        offers = split_comma_header(offers.encode("ascii")) if offers is not None else []
+    except UnicodeError:
+        return None
+    if not any(token.lower() == "upgrade" for token in tokens):
+        return None
+    extensions = [PerMessageDeflate()]
+    head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + generate_accept_token(key))
+    accepted = server_extensions_handshake(offers, extensions)
+    if accepted:
+        head += b"\r\nSec-WebSocket-Extensions: " + accepted
+    return head + b"\r\n\r\n", extensions
+
+
+class QuickServer(simple_websocket.Server):
+    """simple-websocket's server, answering a well-formed handshake with quick_handshake()."""
+
+    def handshake(self):
+        answer = quick_handshake(self.environ) if not self.subprotocols else None
+        if answer is None:
+            return super().handshake()
+        response, extensions = answer
+        self.ws.connection = Connection(ConnectionType.SERVER, extensions)
+        self.sock.sendall(response)
+        self.connected = True
+
+
+def refused_handshake(environ, error):
+    """Return (status, headers, body) answering a WebSocket request wsproto refused, with a sentence."""
+    version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
+    if version is not None and version != WEBSOCKET_VERSION:
+        status, code = "426 Upgrade Required", "websocket_version"
+        message = (f"This server speaks WebSocket version {WEBSOCKET_VERSION} (RFC 6455); "
+                   f"the request asked for version {version[:20]!r}.")
+        headers = [("Sec-WebSocket-Version", WEBSOCKET_VERSION)]
+    else:
+        status, code, headers = "400 Bad Request", "bad_websocket_handshake", []
+        message = f"This is not a WebSocket handshake the server can accept: {error}."
+    body = json.dumps({"error": code, "message": message}).encode()
+    return status, headers + [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))], body
+
+
+class QuickWebSocketWSGI(SimpleWebSocketWSGI):
+    """Engine.IO's threading WebSocket class, opening its connections with QuickServer."""
+
+    def __call__(self, environ, start_response):
+        # SimpleWebSocketWSGI.__call__ with QuickServer for simple_websocket.Server,
+        # and a malformed handshake answered with a sentence, not a crash (500).
+        try:
+            self.ws = QuickServer(environ, **self.server_args)
+        except RemoteProtocolError as error:
+            session = session_of(self.app)
+            if session is not None:
+                session.close(wait=False, abort=True)
+            status, headers, body = refused_handshake(environ, error)
+            start_response(status, headers)
+            return [body]
+        ret = self.app(self)
+        if self.ws.mode == "gunicorn":
+            raise StopIteration()
+        elif self.ws.mode == "werkzeug":
+            raise ConnectionError()
+        return ret

@@ -2,6 +2,7 @@
 
 import collections
 import json
+import os
 import socket
 import struct
 import threading
@@ -9,7 +10,7 @@ import zlib
 
 from socketio.packet import Packet
 
-from logstream.web.internals import (SimpleWebSocketWSGI, deflate_window_bits,
+from logstream.web.internals import (QuickWebSocketWSGI, deflate_window_bits,
                                      locking_thread_class, session_of, use_websocket_class)
 
 
@@ -108,10 +109,12 @@ class SharedDeflate:
 _shared_deflate = SharedDeflate()
 
 
-class FastWebSocket(SimpleWebSocketWSGI):
-    """Engine.IO's threading WebSocket, with a faster send.
+class FastWebSocket(QuickWebSocketWSGI):
+    """Engine.IO's threading WebSocket, with a faster handshake and send.
 
-    simple-websocket frames every message through wsproto and, when the
+    simple-websocket has wsproto parse the handshake's request again (the
+    HTTP server has parsed it); QuickWebSocketWSGI answers from the WSGI
+    environ. It frames every message through wsproto and, when the
     client offered permessage-deflate (browsers always do), deflates every
     message separately for every client. This builds frames directly,
     deflates only large messages, once per room, and turns off Nagle's
@@ -123,6 +126,8 @@ class FastWebSocket(SimpleWebSocketWSGI):
 
     _ready = False
     _wbits = None
+    # Set when the session has finished any upgrade: it writes to this socket for good.
+    _settled = False
     # Engine.IO sid -> FastWebSocket, for room emits that write frames
     # directly (fanout.py); filled only where that is safe (green threads).
     registry = None
@@ -130,6 +135,7 @@ class FastWebSocket(SimpleWebSocketWSGI):
     def __init__(self, handler, server, **kwargs):
         super().__init__(handler, server, thread_class=locking_thread_class, **kwargs)
         self.session = session_of(handler)
+        self.queue = getattr(self.session, "queue", None)
 
     def __call__(self, environ, start_response):
         try:
@@ -144,6 +150,11 @@ class FastWebSocket(SimpleWebSocketWSGI):
         ws = self.ws
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._wbits = deflate_window_bits(ws)
+        # What write_now() reads for every member of a room, kept at hand:
+        # the descriptor (written only while ws.connected, so never after
+        # the reader has closed it) and the lock every other write takes.
+        self._fd = ws.sock.fileno()
+        self._lock = ws.sock.lock
         self._ready = True
         if self.registry is not None and self.session is not None:
             self.registry[self.session.sid] = self
@@ -170,26 +181,40 @@ class FastWebSocket(SimpleWebSocketWSGI):
             self._prepare()
         ws.sock.send_parts(*self.frame(message))
 
-    def _writable_now(self):
+    def _settle(self):
         session = self.session
         # Not while an upgrade from long-polling is under way: until the
         # client has switched, its packets still go out by polling.
-        return (self._ready and self.ws.connected and session is not None
-                and session.upgraded and not session.upgrading)
+        self._settled = (self._ready and session is not None
+                         and session.upgraded and not session.upgrading)
+        return self._settled
 
     def write_now(self, message, frames):
         """Write message's frame unless a packet is queued or being written; return True if written.
 
         ``frames`` caches the frame by compression setting across a room's
-        members. Only for green threads (see fanout.py).
+        members. Only for green threads (see fanout.py): nothing else runs
+        between the checks and the write, which never waits. It runs for
+        every member of a room on every publish, so it reads the socket's
+        state directly instead of asking the objects that keep it.
         """
-        if not self._writable_now() or self.session.queue.holds_packets():
-            return False  # packets wait: this one goes behind them
+        if not (self._settled or self._settle()) or not self.ws.connected \
+                or self.queue.queue or self._lock.locked():
+            return False  # packets wait, or someone is writing: this one goes behind them
         framed = frames.get(self._wbits)
         if framed is None:
             parts = self.frame(message)
             framed = frames[self._wbits] = (parts, len(parts[0]) + len(parts[1]))
-        return self.ws.sock.write_now(*framed)
+        parts, total = framed
+        try:
+            sent = os.writev(self._fd, parts)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            return False  # closed: Engine.IO's path reports it
+        if sent != total:
+            self.ws.sock.finish_later(parts, sent)
+        return True
 
     def write_packet(self, pkt):
         """Write one Engine.IO packet now unless one is queued or being written; return True if written."""
