@@ -29,17 +29,22 @@ def ws_session(server, auth=None, rcvbuf=None):
     return ws, ws.recv()
 
 
+def read_head(sock):
+    """Read an HTTP response from sock until its head ends (or the connection does); return every byte read."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
 def sse_request(server, path, host="127.0.0.1"):
     """Open an SSE request on a raw socket and return it with the response head."""
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{server.port}\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        head += chunk
-    return sock, head.decode(errors="replace")
+    return sock, read_head(sock).decode(errors="replace")
 
 
 def serve_subprocess(data_dir, *args, preexec_fn=None):

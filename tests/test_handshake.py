@@ -11,6 +11,7 @@ from wsproto.events import AcceptConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
 from conftest import wait_until
+from hostilehelp import read_head
 from logstream.web import internals
 
 # What clients offer: none, browsers' (Chromium and Firefox send this one),
@@ -118,13 +119,7 @@ def handshake_over_a_socket(server, headers):
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n")
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(text.encode())
-        received = b""
-        while b"\r\n\r\n" not in received:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            received += chunk
-        head, _, body = received.partition(b"\r\n\r\n")
+        head, _, body = read_head(sock).partition(b"\r\n\r\n")
         status, fields = parsed(head + b"\r\n\r\n")
         if status.startswith("HTTP/1.1 101"):
             return status, fields, b""
