@@ -13,6 +13,7 @@ from wsproto.extensions import PerMessageDeflate
 from conftest import wait_until
 from hostilehelp import read_head
 from logstream.web import internals
+from logstream.web.handshake import quick_handshake
 
 # What clients offer: none, browsers' (Chromium and Firefox send this one),
 # window sizes, no context takeover, an extension nobody speaks, two offers.
@@ -23,6 +24,7 @@ OFFERS = [
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
     "x-webkit-deflate-frame",
     "x-unknown, permessage-deflate; client_max_window_bits",
+    "permessage-deflate; client_max_window_bits=8, permessage-deflate; server_max_window_bits=10",
 ]
 
 
@@ -60,7 +62,7 @@ def parsed(response):
 def test_a_well_formed_request_gets_wsprotos_answer_and_the_same_deflate(offer):
     headers = request_headers(offer)
     expected, stock = wsproto_answer(headers)
-    answer = internals.quick_handshake(environ_of(headers))
+    answer = quick_handshake(environ_of(headers))
     assert answer is not None
     response, extensions = answer
     assert parsed(response) == parsed(expected)
@@ -83,7 +85,7 @@ def test_a_client_reads_what_the_quick_connection_sends(offer):
     opening = client.send(Request(host="localhost", target="/socket.io/", extensions=extensions))
     head = opening.decode().split("\r\n\r\n")[0].split("\r\n")[1:]
     headers = dict(line.split(": ", 1) for line in head)
-    response, server_extensions = internals.quick_handshake(environ_of(headers))
+    response, server_extensions = quick_handshake(environ_of(headers))
     client.receive_data(response)
     assert [type(event) for event in client.events()] == [AcceptConnection]
     server = wsproto.connection.Connection(wsproto.ConnectionType.SERVER, server_extensions)
@@ -110,7 +112,7 @@ def test_anything_else_is_left_to_wsproto(change):
             headers.pop(name)
         else:
             headers[name] = value
-    assert internals.quick_handshake(environ_of(headers, method)) is None
+    assert quick_handshake(environ_of(headers, method)) is None
 
 
 def handshake_over_a_socket(server, headers):

@@ -7,9 +7,6 @@ tests/test_internals_contract.py checks every name against the installed
 versions, failing with a sentence that names the package and what changed.
 """
 
-import json
-import queue
-import sys
 import threading
 import time
 
@@ -18,10 +15,11 @@ import socketio
 
 from wsproto.connection import Connection, ConnectionType
 from wsproto.extensions import PerMessageDeflate
-from wsproto.handshake import server_extensions_handshake
-from wsproto.utilities import RemoteProtocolError, generate_accept_token, split_comma_header
+from wsproto.utilities import RemoteProtocolError
 
 from logstream.support.green import thread_class
+from logstream.web.handshake import quick_handshake, refused_handshake
+from logstream.web.sendqueue import ByteQueue
 
 # Engine.IO's threading WebSocket wrapper lives in a private module.
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
@@ -57,8 +55,6 @@ PRIVATE_NAMES = {
     },
     "wsproto": {
         "wsproto.connection.Connection._proto.extensions": "the permessage-deflate window agreed on",
-        "wsproto.handshake.server_extensions_handshake":
-            "agreeing on permessage-deflate exactly as wsproto's own handshake does",
     },
 }
 
@@ -99,97 +95,6 @@ def close_sessions(eio, timeout=2.0):
 
 
 # -- python-engineio: backlogs in bytes, sessions that never join ----------------
-
-# What Engine.IO's writer may take off a client's queue at once. Its poll()
-# drains the whole queue into a list before sending; bounded here, a client
-# that stops reading holds at most this much outside the counted queue.
-WRITE_BATCH_BYTES = 1 << 20
-
-
-def packet_size(pkt):
-    """Return about how many bytes an Engine.IO packet takes on the wire."""
-    if pkt is None:
-        return 0
-    data = getattr(pkt, "data", None)
-    if isinstance(data, (str, bytes)):
-        # Socket.IO payloads are ASCII (json escapes the rest), so characters
-        # are bytes; the 1 is the Engine.IO packet type.
-        return len(data) + 1
-    return 64
-
-
-def _stdlib_queue():
-    """Return the standard library's queue.Queue, even where gevent has patched the module.
-
-    gevent's patched ``queue.Queue`` has no ``mutex`` and no ``_init``; the
-    standard class built on the patched threading module blocks only the
-    green thread that waits on it.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey.get_original("queue", "Queue") if monkey else queue.Queue
-
-
-class ByteQueue(_stdlib_queue()):
-    """An Engine.IO send queue that knows how many bytes it holds.
-
-    On green threads its WebSocket sets ``direct``: a packet put while the
-    queue is empty is offered to it first, and written at once unless the
-    socket is busy (fanout.py says why that keeps packets in order). The
-    fan-out reads the packets waiting (the stdlib queue's deque, ``queue``)
-    without the lock there: on green threads nothing runs in between.
-    """
-
-    direct = None
-    # The queues of one Engine.IO server that hold packets of an open
-    # session: install_byte_queues gives each server its own set, so the
-    # server's whole backlog is summed without walking every idle session.
-    backlogged = None
-
-    def put(self, item, block=True, timeout=None):
-        direct = self.direct
-        if direct is not None and item is not None and not self.queue and direct(item):
-            return
-        super().put(item, block, timeout)
-
-    def _init(self, maxsize):
-        super()._init(maxsize)
-        self.bytes = 0
-        self._batch = 0
-        self._closing = False
-
-    # _put and _get run under the queue's mutex; a set's add and discard
-    # are single steps, so the shared set needs no lock of its own.
-    def _put(self, item):
-        if item is None:
-            # Engine.IO closes a session by queueing None: from now on its
-            # bytes are no one's backlog.
-            self._closing = True
-            if self.backlogged is not None:
-                self.backlogged.discard(self)
-        else:
-            self.bytes += packet_size(item)
-            if self.backlogged is not None and not self._closing:
-                self.backlogged.add(self)
-        super()._put(item)
-
-    def _get(self):
-        item = super()._get()
-        self.bytes -= packet_size(item)
-        if self.bytes <= 0 and self.backlogged is not None:
-            self.backlogged.discard(self)
-        return item
-
-    def get(self, block=True, timeout=None):
-        if not block:
-            with self.mutex:
-                if self.queue and self._batch + packet_size(self.queue[0]) > WRITE_BATCH_BYTES:
-                    # Ends the writer's batch here; the rest waits, counted.
-                    self._batch = 0
-                    raise queue.Empty
-        item = super().get(block, timeout)
-        # A blocking get starts the writer's next batch.
-        self._batch = packet_size(item) + (0 if block else self._batch)
-        return item
 
 
 def session_of(handler):
@@ -384,43 +289,6 @@ def deflate_window_bits(ws):
 
 # -- a WebSocket handshake answered without parsing the request again ----------------
 
-WEBSOCKET_VERSION = "13"
-
-
-def quick_handshake(environ):
-    """Return (the 101 response, the extensions) accepting a well-formed WebSocket request, or None.
-
-    simple-websocket rebuilds the request's text from the WSGI environ and
-    has wsproto parse it again with h11, then format the answer: a tenth of
-    a viewer's join. The HTTP server has parsed the request already, so a
-    well-formed one is answered here from the environ, with the headers
-    wsproto would send; anything else (a missing key, a wrong version, a
-    subprotocol, a header that isn't ASCII) is None, and wsproto answers it
-    as before, rejections included.
-    """
-    key = environ.get("HTTP_SEC_WEBSOCKET_KEY")
-    if (not key or environ.get("REQUEST_METHOD") != "GET"
-            or environ.get("HTTP_SEC_WEBSOCKET_VERSION") != WEBSOCKET_VERSION
-            or environ.get("HTTP_UPGRADE", "").lower() != "websocket"
-            or not environ.get("HTTP_HOST") or "HTTP_SEC_WEBSOCKET_PROTOCOL" in environ):
-        return None
-    try:
-        key = key.encode("ascii")
-        tokens = split_comma_header(environ.get("HTTP_CONNECTION", "").encode("ascii"))
-        offers = environ.get("HTTP_SEC_WEBSOCKET_EXTENSIONS")
-        offers = split_comma_header(offers.encode("ascii")) if offers is not None else []
-    except UnicodeError:
-        return None
-    if not any(token.lower() == "upgrade" for token in tokens):
-        return None
-    extensions = [PerMessageDeflate()]
-    head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + generate_accept_token(key))
-    accepted = server_extensions_handshake(offers, extensions)
-    if accepted:
-        head += b"\r\nSec-WebSocket-Extensions: " + accepted
-    return head + b"\r\n\r\n", extensions
-
 
 class QuickServer(simple_websocket.Server):
     """simple-websocket's server, answering a well-formed handshake with quick_handshake()."""
@@ -433,22 +301,6 @@ class QuickServer(simple_websocket.Server):
         self.ws.connection = Connection(ConnectionType.SERVER, extensions)
         self.sock.sendall(response)
         self.connected = True
-
-
-def refused_handshake(environ, error):
-    """Return (status, headers, body) answering a WebSocket request wsproto refused, with a sentence."""
-    version = environ.get("HTTP_SEC_WEBSOCKET_VERSION")
-    if version is not None and version != WEBSOCKET_VERSION:
-        status, code = "426 Upgrade Required", "websocket_version"
-        message = (f"This server speaks WebSocket version {WEBSOCKET_VERSION} (RFC 6455); "
-                   f"the request asked for version {version[:20]!r}.")
-        headers = [("Sec-WebSocket-Version", WEBSOCKET_VERSION)]
-    else:
-        status, code, headers = "400 Bad Request", "bad_websocket_handshake", []
-        message = f"This is not a WebSocket handshake the server can accept: {error}."
-    body = json.dumps({"error": code, "message": message}).encode()
-    return status, headers + [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(body)))], body
 
 
 class QuickWebSocketWSGI(SimpleWebSocketWSGI):
