@@ -48,10 +48,13 @@ def test_engineio_threading_websocket_class_and_its_table():
     require(isinstance(getattr(eio, "_async", None), dict)
             and eio._async.get("websocket") is internals.SimpleWebSocketWSGI
             and eio._async.get("queue") is not None
-            and "self._async['queue'](" in inspect.getsource(engineio.Server.create_queue),
+            and "self._async['queue'](" in inspect.getsource(engineio.Server.create_queue)
+            and "self._async['thread'](target=target, args=args, kwargs=kwargs)"
+            in inspect.getsource(engineio.Server.start_background_task),
             "python-engineio", "engineio.Server._async",
-            "it is no longer a dict whose 'websocket' entry is SimpleWebSocketWSGI and whose "
-            "'queue' entry makes each session's send queue")
+            "it is no longer a dict whose 'websocket' entry is SimpleWebSocketWSGI, whose "
+            "'queue' entry makes each session's send queue and whose 'thread' entry starts "
+            "each background task")
 
 
 def test_engineio_sessions_and_their_send_queues(server):
