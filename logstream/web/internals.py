@@ -294,7 +294,8 @@ class QuickServer(simple_websocket.Server):
     """simple-websocket's server, answering a well-formed handshake with quick_handshake()."""
 
     def handshake(self):
-        answer = quick_handshake(self.environ) if not self.subprotocols else None
+        # quick_handshake leaves any request that offers a subprotocol to wsproto.
+        answer = quick_handshake(self.environ)
         if answer is None:
             return super().handshake()
         response, extensions = answer

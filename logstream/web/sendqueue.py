@@ -93,4 +93,3 @@ class ByteQueue(_stdlib_queue()):
         # A blocking get starts the writer's next batch.
         self._batch = packet_size(item) + (0 if block else self._batch)
         return item
-

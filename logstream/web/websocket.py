@@ -182,11 +182,12 @@ class FastWebSocket(QuickWebSocketWSGI):
         ws.sock.send_parts(*self.frame(message))
 
     def _settle(self):
+        # Only reached after _prepare() with a session (the registry and the
+        # queue's direct path are both set there). Not while an upgrade from
+        # long-polling is under way: until the client has switched, its
+        # packets still go out by polling.
         session = self.session
-        # Not while an upgrade from long-polling is under way: until the
-        # client has switched, its packets still go out by polling.
-        self._settled = (self._ready and session is not None
-                         and session.upgraded and not session.upgrading)
+        self._settled = session.upgraded and not session.upgrading
         return self._settled
 
     def write_now(self, message, frames):
