@@ -141,7 +141,7 @@ class RawClient:
     can check what the server really sent.
     """
 
-    def __init__(self, url, transports=("websocket",)):
+    def __init__(self, url, transports=("websocket",), auth=None):
         import socketio
 
         self.sio = socketio.Client(reconnection=False)
@@ -149,7 +149,7 @@ class RawClient:
         self._lock = threading.Lock()
         self.sio.on("*", self._record)
         try:
-            self.sio.connect(url, transports=list(transports), wait_timeout=10)
+            self.sio.connect(url, transports=list(transports), auth=auth, wait_timeout=10)
         except socketio.exceptions.ConnectionError:
             self.sio.disconnect()  # close the half-open transport
             raise

@@ -94,6 +94,28 @@ def test_a_join_whose_source_fails_is_answered_with_the_error(server, tmp_path, 
         client.close()
 
 
+def test_an_event_handler_that_fails_answers_with_a_sentence_and_logs(server, tmp_path,
+                                                                     monkeypatch):
+    (tmp_path / "a.log").write_text("a\n")
+    hub = server.app.extensions["logstream"].hub
+
+    def failing_subscribe(*args, **kwargs):
+        raise RuntimeError("the hub exploded")
+
+    monkeypatch.setattr(hub, "subscribe", failing_subscribe)
+    client = RawClient(server.url)
+    try:
+        reply = client.call("start_streaming", {"deployment_id": "a"})
+        assert reply["error"] == "internal_error" and "logged" in reply["message"]
+        assert client.of("stream_error") == [reply]
+        wait_until(lambda: any("the hub exploded" in line for line in server.logs()),
+                   message="the traceback in the server's log")
+        monkeypatch.undo()
+        assert client.call("start_streaming", {"deployment_id": "a"})["next_line"] == 2
+    finally:
+        client.close()
+
+
 def test_concurrent_joins_from_one_client_send_every_line_once(server, tmp_path):
     path = tmp_path / "busy.log"
     path.write_text("".join(f"h {i}\n" for i in range(1, 301)))

@@ -113,6 +113,28 @@ def test_simultaneous_connects_cannot_get_past_the_cap(make_server):
             ws.close()
 
 
+@pytest.mark.parametrize("event", ["disconnect", "connect"])
+def test_events_named_like_the_connection_ones_are_unknown_events(make_server, event):
+    # python-socketio hands a client's "disconnect" event to the disconnect
+    # handler: it used to let go of the client's place under the cap and its
+    # streams while the client stayed connected.
+    server = make_server(limits=Limits(max_connections=1))
+    (server.data_dir / "a.log").write_text("one\n")
+    client = RawClient(server.url)
+    try:
+        assert client.call("start_streaming", {"deployment_id": "a"})["next_line"] == 2
+        reply = client.call(event, {"reason": "client disconnect"})
+        assert reply["error"] == "unknown_event" and event in reply["message"]
+        assert client.sio.connected
+        with pytest.raises(socketio.exceptions.ConnectionError, match="full"):
+            LogClient(server.url).connect()
+        with open(server.data_dir / "a.log", "a") as log:
+            log.write("two\n")
+        wait_until(lambda: 2 in client.line_numbers("a"), message="the next line")
+    finally:
+        client.close()
+
+
 def test_sse_streams_count_toward_the_connection_cap(make_server):
     server = make_server(limits=Limits(max_connections=2))
     (server.data_dir / "a.log").write_text("x\n")

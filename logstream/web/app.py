@@ -40,13 +40,14 @@ class NoSessions(SessionInterface):
 
 
 def socketio_route(app, path="/socket.io/"):
-    """Give Socket.IO's path a URL rule, so its events' request contexts match one.
+    """Give Socket.IO's path a URL rule, so request contexts built from its requests match one.
 
-    Flask-SocketIO runs every event in a request context built from the
-    connection's request. With no rule for its path, each event raises and
-    keeps a NotFound whose traceback ties the request, its contexts and
-    some forty frames into a reference cycle that only the cyclic garbage
-    collector frees: ~57 objects of garbage an event, 8 with the rule.
+    A connection's token is checked in a request context built from its
+    handshake request (Flask-SocketIO's handlers would build one for every
+    event). With no rule for its path, each raises and keeps a NotFound
+    whose traceback ties the request, its contexts and some forty frames
+    into a reference cycle that only the cyclic garbage collector frees:
+    ~57 objects of garbage a context, 8 with the rule.
     Engine.IO answers this path before Flask routes it, so the view only
     says so if it is ever reached.
     """
@@ -154,7 +155,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     websockets = install_transport(socketio, direct=direct)
     internals.install_byte_queues(socketio)
     fanout = app.extensions["logstream.web.fanout"] = RoomFanout(socketio, websockets, direct)
-    events.register_events(socketio, hub, limits, app.extensions["logstream"].clients,
+    events.register_events(app, socketio, hub, limits, app.extensions["logstream"].clients,
                            fanout=fanout)
     sweeper = SessionSweeper(socketio, limits.connect_timeout).start()
     app.extensions["logstream"].shutdown_hooks.append(sweeper.stop)

@@ -52,6 +52,21 @@ def token_ok(auth=None):
         return False
 
 
+def connection_ok(app, environ, auth=None):
+    """token_ok for a Socket.IO connection of app, whose handshake request is environ.
+
+    The request is looked at only when app requires a token. Fails closed.
+    """
+    try:
+        if not app.config.get("LOGSTREAM_TOKEN"):
+            return True
+        with app.request_context(environ):
+            return token_ok(auth)
+    except Exception:  # noqa: BLE001 - any failure to check is a refusal
+        log.exception("refusing a connection whose token could not be checked")
+        return False
+
+
 def check_request():
     """Refuse an HTTP request without the token (a before_request hook)."""
     if request.path in OPEN_PATHS or request.path.startswith("/socket.io"):

@@ -5,8 +5,7 @@ import logging
 import threading
 import time
 
-from flask import request
-from flask_socketio import ConnectionRefusedError, emit
+from socketio.exceptions import ConnectionRefusedError
 
 from logstream.web import auth, internals
 from logstream.core.deployments import UnknownDeployment
@@ -24,12 +23,16 @@ CLIENT_LOCKS = 8
 ATTACH_TIMEOUT = 10.0
 
 
-def register_events(socketio, hub, limits, clients=None, fanout=None):
-    """Attach the logstream protocol's event handlers to socketio.
+def register_events(app, socketio, hub, limits, clients=None, fanout=None):
+    """Attach the logstream protocol's event handlers to socketio, the Flask-SocketIO of app.
 
-    ``clients`` is the ClientLimits shared with the SSE route, so both count
-    toward the same connection and stream caps.
+    The handlers are python-socketio's own, called with the client's sid:
+    none needs Flask's request context, which Flask-SocketIO would build
+    for every event (a tenth of a viewer's join). ``clients`` is the
+    ClientLimits shared with the SSE route, so both count toward the same
+    connection and stream caps.
     """
+    sio = socketio.server
     lock = threading.Lock()
     streams = {}  # sid -> {deployment_id: batch?}
     joined = set()  # (sid, deployment_id) whose client is in the room
@@ -74,10 +77,25 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                           fanout)
     hub.outlets.append(outlet)
 
-    def refuse(error):
+    def refuse(sid, error):
         payload = error.payload()
-        emit("stream_error", payload)
+        socketio.emit("stream_error", payload, to=sid)
         return payload
+
+    def event(name):
+        """Register a client event's handler; a failure in it is logged and answered."""
+        def register(handler):
+            def run(sid, *args):
+                try:
+                    return handler(sid, *args)
+                except Exception:  # noqa: BLE001 - the client gets a sentence, the log the rest
+                    log.exception("error handling the Socket.IO event %r", name)
+                    return refuse(sid, RequestError(
+                        "internal_error",
+                        "The server failed to handle that request; it was logged."))
+            sio.on(name, run)
+            return handler
+        return register
 
     def one_argument(args, event):
         if len(args) > 1:
@@ -100,19 +118,25 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
             namespace="/")
         return True
 
-    def limited(action, what):
-        if clients.allow(request.sid, action):
+    def limited(sid, action, what):
+        if clients.allow(sid, action):
             return None
-        return refuse(RequestError(
+        return refuse(sid, RequestError(
             "rate_limited", f"Too many {what} requests; slow down and try again in a second."))
 
-    @socketio.on("connect")
-    def connect(auth_payload=None):
-        # Fails closed: an exception here would reach the default error
-        # handler, whose reply Flask-SocketIO takes for "accepted".
-        sid = request.sid
+    def sent_by_client(sid):
+        # python-socketio hands a client's events named "connect" or
+        # "disconnect" (with any arguments) to those handlers too; its own
+        # calls come while the client is still connecting, or already leaving.
+        return sio.manager.is_connected(sid, "/")
+
+    @sio.on("connect")
+    def connect(sid, environ=None, auth_payload=None, *_):
+        if sent_by_client(sid):
+            return unknown_event("connect", sid)
+        # Fails closed: whatever goes wrong while checking refuses the client.
         try:
-            if not auth.token_ok(auth_payload):
+            if not auth.connection_ok(app, environ, auth_payload):
                 raise ConnectionRefusedError(
                     "This logstream server needs a token: connect with auth {\"token\": ...}.")
             if not clients.admit(sid):
@@ -132,9 +156,10 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
             raise ConnectionRefusedError(
                 "The server failed to check this connection; it was logged.") from None
 
-    @socketio.on("disconnect")
-    def disconnect(reason=None):
-        sid = request.sid
+    @sio.on("disconnect")
+    def disconnect(sid, *_):
+        if sent_by_client(sid):
+            return unknown_event("disconnect", sid)
         with lock:
             # From here on no join of this client takes a lock (lock_for
             # answers None); those holding one finish before it leaves.
@@ -150,15 +175,14 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                 streams.pop(sid, None)
         clients.disconnected(sid)
 
-    @socketio.on("start_streaming")
-    def start_streaming(*args):
+    @event("start_streaming")
+    def start_streaming(sid, *args):
         try:
             deployment_id, since, batch = start_streaming_request(
                 one_argument(args, "start_streaming"))
         except RequestError as error:
-            return refuse(error)
-        sid = request.sid
-        refused = limited("start_streaming", "start_streaming")
+            return refuse(sid, error)
+        refused = limited(sid, "start_streaming", "start_streaming")
         if refused:
             return refused
         client_lock = lock_for(sid, deployment_id)
@@ -192,11 +216,11 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                 return rejoin(sid, deployment_id, batch)
             others = set(streams.get(sid, ())) - {deployment_id}
         if len(others) >= limits.streams_per_client:
-            return refuse(too_many_streams(len(others)))
+            return refuse(sid, too_many_streams(len(others)))
         # Joining again replaces the old subscription and keeps its place
         # among the server's streams; a new one needs a free place.
         if not leave(sid, deployment_id, release=False) and not clients.open_stream():
-            return refuse(RequestError(
+            return refuse(sid, RequestError(
                 "too_many_streams",
                 "This server has as many streams open as it may; try again later."))
         reply = {}
@@ -264,7 +288,7 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                 (outlet.batch_members if batch else outlet.line_members)[deployment_id] += 1
         if streaming >= limits.streams_per_client:
             clients.close_stream()
-            return refuse(too_many_streams(streaming))
+            return refuse(sid, too_many_streams(streaming))
         waiting[sid, deployment_id] = (attached, reply)
         try:
             hub.subscribe(deployment_id, sid, on_attach, since=since, tail=HISTORY_TAIL)
@@ -274,7 +298,7 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
                 streams[sid].pop(deployment_id, None)
                 (outlet.batch_members if batch else outlet.line_members)[deployment_id] -= 1
             clients.close_stream()
-            return refuse(RequestError(
+            return refuse(sid, RequestError(
                 "unknown_deployment", f"There is no deployment called {deployment_id!r}."))
         except BaseException:
             waiting.pop((sid, deployment_id), None)
@@ -311,48 +335,42 @@ def register_events(socketio, hub, limits, clients=None, fanout=None):
         except UnknownDeployment:
             waiting.pop((sid, deployment_id), None)
             leave(sid, deployment_id)  # deleted meanwhile
-            return refuse(RequestError(
+            return refuse(sid, RequestError(
                 "unknown_deployment", f"There is no deployment called {deployment_id!r}."))
         attached.wait(ATTACH_TIMEOUT)
         waiting.pop((sid, deployment_id), None)
         return reply or None
 
-    @socketio.on("stop_streaming")
-    def stop_streaming(*args):
+    @event("stop_streaming")
+    def stop_streaming(sid, *args):
         try:
             deployment_id = stop_streaming_request(one_argument(args, "stop_streaming"))
         except RequestError as error:
-            return refuse(error)
-        with lock_for(request.sid, deployment_id) or contextlib.nullcontext():
-            leave(request.sid, deployment_id)
+            return refuse(sid, error)
+        with lock_for(sid, deployment_id) or contextlib.nullcontext():
+            leave(sid, deployment_id)
         status = {"type": "streaming_stopped", "deployment_id": deployment_id}
-        emit("status", status)
+        socketio.emit("status", status, to=sid)
         return status
 
-    @socketio.on("ping")
-    def ping(*args):
+    @event("ping")
+    def ping(sid, *args):
         try:
             payload = one_argument(args, "ping")
         except RequestError as error:
-            return refuse(error)
-        refused = limited("ping", "ping")
+            return refuse(sid, error)
+        refused = limited(sid, "ping", "ping")
         if refused:
             return refused
         pong = {"server_time": time.time(), "echo": payload}
-        emit("pong", pong)
+        socketio.emit("pong", pong, to=sid)
         return pong
 
-    @socketio.on("*")
-    def unknown_event(event, *args):
-        return refuse(RequestError(
+    @sio.on("*")
+    def unknown_event(name, sid, *args):
+        return refuse(sid, RequestError(
             "unknown_event",
-            f"There is no event called {event!r}; use start_streaming, "
+            f"There is no event called {name!r}; use start_streaming, "
             "stop_streaming or ping."))
-
-    @socketio.on_error_default
-    def internal_error(exc):
-        log.error("error handling a Socket.IO event", exc_info=exc)
-        return refuse(RequestError(
-            "internal_error", "The server failed to handle that request; it was logged."))
 
     return outlet
