@@ -144,3 +144,15 @@ def test_frontail_runs_the_same_fanout_when_it_is_installed():
     assert [run["design"] for run in report["fanout"]] == ["logstream", "frontail"]
     frontail = report["fanout"][1]
     assert frontail["deliveries"] == 5 * 20 and frontail["lost"] == 0
+
+
+def test_a_fanout_burst_reaches_every_viewer_of_each_server():
+    from logstream.tools.benchfanout import find_frontail, format_fanout, run_fanout
+
+    report = run_fanout(viewers=2, lines=3000, rate=0, processes=1)
+    designs = ["logstream"] + (["frontail"] if find_frontail() else [])
+    assert [run["design"] for run in report["fanout"]] == designs
+    for run in report["fanout"]:
+        assert run["deliveries"] == 2 * 3000 and run["lost"] == 0, run["design"]
+        assert run["deliveries_per_s"] > 0
+    assert "2 viewers x 3000 lines in one burst" in format_fanout(report)

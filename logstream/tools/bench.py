@@ -256,7 +256,8 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
 @click.option("--line-burst", default=20_000, show_default=True, type=click.IntRange(min=0),
               help="Lines written at once for per-line new_log bursts, ours and the naive design's.")
 @click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(min=0),
-              help="Lines per second for the latency run (0 skips it).")
+              help="Lines per second for the latency run (0 skips it) and the fanout "
+                   "scenario (0 writes its lines in one burst, 1,000 a write).")
 @click.option("--duration", default=4.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds the latency run writes for.")
 @click.option("--mode", default="both", show_default=True,
@@ -281,7 +282,7 @@ def bench(url, data_dir, scenario, clients, fanout_lines, client_processes, fron
         try:
             report = run_fanout(
                 viewers=clients if scenario == "fanout" else 0, lines=fanout_lines,
-                rate=rate or 100.0, processes=client_processes, deflate=deflate,
+                rate=rate, processes=client_processes, deflate=deflate,
                 frontail=False if frontail == "none" else frontail,
                 idle_viewers=clients if scenario == "idle" else 0, url=url, data_dir=data_dir)
         except BenchError as error:

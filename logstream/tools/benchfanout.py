@@ -21,7 +21,7 @@ from logstream.support.processes import ChildProcess, answers
 from logstream.support.waiting import wait_until
 from logstream.tools.bench import percentiles
 from logstream.tools.benchjobs import stamped_line
-from logstream.tools.benchpool import ClientPool, write_at_rate
+from logstream.tools.benchpool import ClientPool, write_at_rate, write_burst
 from logstream.tools.benchtarget import BenchError, Sampler, Target, snapshot
 from logstream.tools.leanclient import LeanClient
 
@@ -66,12 +66,13 @@ def _shares(total, parts):
 
 def fanout(target, pool, viewers, lines, rate, deflate=True, namespace=None, path=None,
            deployment_id=None):
-    """Join `viewers` to one log, write `lines` stamped lines at `rate`, and check every delivery."""
+    """Join `viewers` to one log, write `lines` stamped lines at `rate` (0: as one burst), and check every delivery."""
     process = target.process
     before = snapshot(process) if process else None
+    writing = lines / rate if rate else 0  # a burst: as fast as the writer goes
     jobs = [{"kind": "fanout", "url": target.url, "deployment_id": deployment_id,
              "namespace": namespace, "count": share, "expect": lines, "deflate": deflate,
-             "timeout": lines / rate + 120, "stall": STALL_SECONDS}
+             "timeout": writing + 120, "stall": STALL_SECONDS}
             for share in _shares(viewers, len(pool.workers))]
     started = time.perf_counter()
     conns, infos = pool.start(jobs, timeout=JOIN_TIMEOUT)
@@ -79,9 +80,10 @@ def fanout(target, pool, viewers, lines, rate, deflate=True, namespace=None, pat
     joined = snapshot(process) if process else None
     with Sampler(process) as sampler:
         written_ns = time.time_ns()
-        writer = threading.Thread(target=write_at_rate, args=(path, lines, rate))
+        writer = threading.Thread(target=write_at_rate, args=(path, lines, rate)) if rate \
+            else threading.Thread(target=write_burst, args=(path, lines))
         writer.start()
-        results = pool.collect(conns, lines / rate + 180)
+        results = pool.collect(conns, writing + 180)
         writer.join()
     left = _back_to_baseline(process, before)
     delivered = sum(r["received"] for r in results)
@@ -230,7 +232,8 @@ def format_fanout(report):
         arr = s["arrival_ms"] or {}
         joined = s["joined"] or {}
         out.append(
-            f"{s['design']}: {s['viewers']} viewers x {s['lines']} lines @{s['rate']:g}/s: "
+            f"{s['design']}: {s['viewers']} viewers x {s['lines']} lines "
+            f"{'@' + format(s['rate'], 'g') + '/s' if s['rate'] else 'in one burst'}: "
             f"{s['deliveries']:,} delivered ({s['deliveries_per_s']:,}/s), lost {s['lost']}, "
             f"dup {s['duplicates']}, ooo {s['out_of_order'] + s['misnumbered'] + s['malformed']}; "
             f"joined in {s['join_seconds']} s; arrived p50/p99 {arr.get('p50')}/{arr.get('p99')} ms "
