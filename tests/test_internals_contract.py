@@ -133,18 +133,6 @@ def test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class
             f"LockedSocket routes send only")
 
 
-def test_simple_websocket_server_handshake_runs_after_the_connection_is_made():
-    init = inspect.getsource(simple_websocket.ws.Base.__init__)
-    made, shaken, checked = (init.find(text) for text in (
-        "self.ws = WSConnection(connection_type)", "self.handshake()", "if not self.connected"))
-    send = inspect.getsource(wsproto.WSConnection.send)
-    require(0 <= made < shaken < checked
-            and "self.connection is None" in send and "self.connection.send(event)" in send,
-            "simple-websocket", "simple_websocket.ws.Server.handshake",
-            "Base.__init__ no longer makes self.ws, then calls handshake(), then checks "
-            "self.connected, or WSConnection no longer sends through a connection set on it")
-
-
 def test_wsproto_keeps_the_agreed_deflate_window_on_the_connection():
     server = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     client = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
@@ -167,7 +155,6 @@ def test_every_private_name_listed_is_checked(server):
                   test_socketio_client_reconnect_task,
                   test_socketio_manager_disconnect_cleans_up_only_what_room_index_does,
                   test_simple_websocket_writes_only_through_sock_send_and_takes_a_thread_class,
-                  test_simple_websocket_server_handshake_runs_after_the_connection_is_made,
                   test_wsproto_keeps_the_agreed_deflate_window_on_the_connection):
         check()
     test_engineio_sessions_and_their_send_queues(server)

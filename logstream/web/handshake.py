@@ -36,6 +36,16 @@ def agree_deflate(offers):
     return extension, agreed
 
 
+def agreed_window_bits(extensions):
+    """Return the window (bits) of the server's deflated messages among the extensions agreed on, or None."""
+    for extension in extensions:
+        if isinstance(extension, PerMessageDeflate) and extension.enabled():
+            # The client may have asked for a smaller window; zlib's raw
+            # deflate needs at least 9 bits.
+            return max(9, min(15, int(extension.server_max_window_bits)))
+    return None
+
+
 def quick_handshake(environ):
     """Return (the 101 response, the extensions) accepting a well-formed WebSocket request, or None.
 

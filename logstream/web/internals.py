@@ -7,19 +7,18 @@ tests/test_internals_contract.py checks every name against the installed
 versions, failing with a sentence that names the package and what changed.
 """
 
-import threading
 import time
 
 import simple_websocket
 import socketio
+from engineio import packet as eio_packet
 
-from wsproto.connection import Connection, ConnectionType
-from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import RemoteProtocolError
 
 from logstream.support.green import thread_class
-from logstream.web.handshake import quick_handshake, refused_handshake
+from logstream.web.handshake import agreed_window_bits, quick_handshake, refused_handshake
 from logstream.web.sendqueue import ByteQueue
+from logstream.web.wsconn import LockedSocket, WebSocketConnection, text_frame
 
 # Engine.IO's threading WebSocket wrapper lives in a private module.
 from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
@@ -29,7 +28,7 @@ PRIVATE_NAMES = {
     "python-engineio": {
         "engineio.async_drivers._websocket_wsgi.SimpleWebSocketWSGI":
             "the threading WebSocket class FastWebSocket extends, whose __call__ "
-            "QuickWebSocketWSGI repeats with its own simple_websocket.Server",
+            "QuickWebSocketWSGI repeats with its own connection",
         "engineio.Server._async":
             "the table that says which WebSocket class, send queue and thread class a server uses",
         "engineio.Server.sockets":
@@ -49,9 +48,6 @@ PRIVATE_NAMES = {
     "simple-websocket": {
         "simple_websocket.ws.Base._thread":
             "its reader thread writes pongs and closes through self.sock.send",
-        "simple_websocket.ws.Server.handshake":
-            "QuickServer answers a well-formed handshake itself: it runs from Base.__init__ "
-            "and leaves self.ws open and self.connected set",
     },
     "wsproto": {
         "wsproto.connection.Connection._proto.extensions": "the permessage-deflate window agreed on",
@@ -207,64 +203,6 @@ class IndexedManager(RoomIndex, socketio.Manager):
 # -- simple-websocket and wsproto --------------------------------------------------
 
 
-class LockedSocket:
-    """A socket whose every write, whoever makes it, goes out whole under one lock.
-
-    simple-websocket's reader thread answers pings and closes by writing to
-    ``ws.sock`` itself; routing those writes through the same lock as the
-    data frames keeps a control frame from landing inside a data frame
-    that is half sent.
-    """
-
-    def __init__(self, sock):
-        self._sock = sock
-        self._lock = threading.Lock()
-
-    def send(self, data):
-        with self._lock:
-            self._sock.sendall(data)
-        return len(data)
-
-    sendall = send
-
-    def send_parts(self, *parts):
-        """Write the parts as one frame; a partial sendmsg is finished before unlocking."""
-        with self._lock:
-            sent = self._sock.sendmsg(parts)
-            total = sum(len(part) for part in parts)
-            if sent < total:
-                self._sock.sendall(b"".join(parts)[sent:])
-
-    @property
-    def lock(self):
-        """The lock every write holds; green threads' fan-out writes only while it is free (see fanout.py)."""
-        return self._lock
-
-    def finish_later(self, parts, sent):
-        """Hand the rest of a frame the socket took only sent bytes of to a task that holds the lock meanwhile.
-
-        Never waits: the caller has just found the lock free, with nothing
-        run in between (green threads, see fanout.py), so later writes queue
-        behind the rest of this frame.
-        """
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("finish_later needs the lock free: only for green threads' fan-out")
-        rest = b"".join(parts)[sent:]
-        thread_class()(target=self._finish, args=(rest,), daemon=True,
-                       name="logstream:finish-frame").start()
-
-    def _finish(self, rest):
-        try:
-            self._sock.sendall(rest)
-        except OSError:
-            pass  # the connection is gone; its reader notices
-        finally:
-            self._lock.release()
-
-    def __getattr__(self, name):
-        return getattr(self._sock, name)
-
-
 def locking_thread_class(target, **kwargs):
     """Build simple-websocket's reader thread, first routing its socket's writes through a LockedSocket.
 
@@ -279,46 +217,75 @@ def locking_thread_class(target, **kwargs):
 
 def deflate_window_bits(ws):
     """Return the permessage-deflate window (bits) a simple-websocket connection agreed on, or None."""
-    for extension in getattr(getattr(ws.ws.connection, "_proto", None), "extensions", ()):
-        if isinstance(extension, PerMessageDeflate):
-            # The client may have asked for a smaller window; zlib's raw
-            # deflate needs at least 9 bits.
-            return max(9, min(15, int(extension.server_max_window_bits)))
-    return None
+    return agreed_window_bits(getattr(getattr(ws.ws.connection, "_proto", None), "extensions", ()))
 
 
-# -- a WebSocket handshake answered without parsing the request again ----------------
+# -- a WebSocket opened without simple-websocket where the handshake is well formed ----
 
 
-class QuickServer(simple_websocket.Server):
-    """simple-websocket's server, answering a well-formed handshake with quick_handshake()."""
-
-    def handshake(self):
-        # quick_handshake leaves any request that offers a subprotocol to wsproto.
-        answer = quick_handshake(self.environ)
-        if answer is None:
-            return super().handshake()
-        response, extensions = answer
-        self.ws.connection = Connection(ConnectionType.SERVER, extensions)
-        self.sock.sendall(response)
-        self.connected = True
+def _server_socket(environ):
+    """Return (the connection's socket, the HTTP server's name) from a WSGI environ, or (None, None)."""
+    for mode in ("werkzeug", "gunicorn"):
+        sock = environ.get(f"{mode}.socket")
+        if sock is not None:
+            return sock, mode
+    return None, None
 
 
 class QuickWebSocketWSGI(SimpleWebSocketWSGI):
-    """Engine.IO's threading WebSocket class, opening its connections with QuickServer."""
+    """Engine.IO's threading WebSocket class, reading well-formed connections on the handler's own task.
+
+    A well-formed handshake is answered from the WSGI environ
+    (handshake.quick_handshake) and the connection is a
+    wsconn.WebSocketConnection: no reader thread, no second parse of the
+    request. Anything else goes to simple-websocket and wsproto as before,
+    which answer or refuse it.
+    """
+
+    def __init__(self, handler, server, **kwargs):
+        super().__init__(handler, server, **kwargs)
+        self.max_message_bytes = server.max_http_buffer_size
+
+    def opened(self):
+        """Called once a connection made here is open, before Engine.IO's handler runs."""
+
+    def _opening(self):
+        """Return the frame of the Engine.IO open packet a new session has queued, taken off its queue; or b"".
+
+        A client that opens its session over a WebSocket (no long-polling
+        first) gets the open packet in the same write as the 101 answer,
+        instead of from Engine.IO's writer task after it starts.
+        """
+        session = session_of(self.app)
+        if session is None or session.connected:
+            return b""  # an upgrade: the open packet went out by polling
+        waiting = session.queue.queue
+        if len(waiting) != 1 or getattr(waiting[0], "packet_type", None) != eio_packet.OPEN:
+            return b""
+        pkt = session.queue.get_nowait()
+        session.queue.task_done()
+        return text_frame(pkt.encode())
 
     def __call__(self, environ, start_response):
-        # SimpleWebSocketWSGI.__call__ with QuickServer for simple_websocket.Server,
-        # and a malformed handshake answered with a sentence, not a crash (500).
-        try:
-            self.ws = QuickServer(environ, **self.server_args)
-        except RemoteProtocolError as error:
-            session = session_of(self.app)
-            if session is not None:
-                session.close(wait=False, abort=True)
-            status, headers, body = refused_handshake(environ, error)
-            start_response(status, headers)
-            return [body]
+        # SimpleWebSocketWSGI.__call__ with the connection made here, and a
+        # malformed handshake answered with a sentence, not a crash (500).
+        answer = quick_handshake(environ)
+        sock, mode = _server_socket(environ)
+        if answer is not None and sock is not None:
+            response, extensions = answer
+            self.ws = WebSocketConnection(sock, mode, response + self._opening(),
+                                          agreed_window_bits(extensions), self.max_message_bytes)
+            self.opened()
+        else:
+            try:
+                self.ws = simple_websocket.Server(environ, **self.server_args)
+            except RemoteProtocolError as error:
+                session = session_of(self.app)
+                if session is not None:
+                    session.close(wait=False, abort=True)
+                status, headers, body = refused_handshake(environ, error)
+                start_response(status, headers)
+                return [body]
         ret = self.app(self)
         if self.ws.mode == "gunicorn":
             raise StopIteration()

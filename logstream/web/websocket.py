@@ -4,7 +4,6 @@ import collections
 import json
 import os
 import socket
-import struct
 import threading
 import zlib
 
@@ -12,6 +11,7 @@ from socketio.packet import Packet
 
 from logstream.web.internals import (QuickWebSocketWSGI, deflate_window_bits,
                                      locking_thread_class, session_of, use_websocket_class)
+from logstream.web.wsconn import WebSocketConnection, frame_header
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -53,7 +53,22 @@ class LogPacket(Packet):
         # cost more than encoding it; strings (RawJSON too) are never binary.
         if isinstance(data, list) and all(isinstance(item, str) for item in data):
             return False
-        return super().data_is_binary(data)
+        return _holds_bytes(data)
+
+
+def _holds_bytes(data):
+    """Return True when data, or a value in its lists and dicts, is bytes (what the stock check answers).
+
+    The stock check builds a list and reduces it at every level, for each
+    status, reply and connect packet.
+    """
+    if isinstance(data, (bytes, bytearray)):
+        return True
+    if isinstance(data, list):
+        return any(_holds_bytes(item) for item in data)
+    if isinstance(data, dict):
+        return any(_holds_bytes(item) for item in data.values())
+    return False
 
 
 # -- WebSocket frames ------------------------------------------------------------
@@ -65,15 +80,6 @@ COMPRESS_MIN_BYTES = 1024
 # Level 1 keeps most of the saving on log text at a third of the default's cost.
 COMPRESS_LEVEL = 1
 DEFLATE_TAIL = b"\x00\x00\xff\xff"
-
-
-def frame_header(first_byte, length):
-    """Return the header of an unmasked server frame carrying length bytes."""
-    if length < 126:
-        return bytes((first_byte, length))
-    if length < 1 << 16:
-        return struct.pack("!BBH", first_byte, 126, length)
-    return struct.pack("!BBQ", first_byte, 127, length)
 
 
 class SharedDeflate:
@@ -146,10 +152,14 @@ class FastWebSocket(QuickWebSocketWSGI):
                     del self.registry[self.session.sid]
                 self.session.queue.direct = None
 
+    def opened(self):
+        self._prepare()
+
     def _prepare(self):
         ws = self.ws
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._wbits = deflate_window_bits(ws)
+        self._wbits = (ws.deflate_bits if isinstance(ws, WebSocketConnection)
+                       else deflate_window_bits(ws))
         # What write_now() reads for every member of a room, kept at hand:
         # the descriptor (written only while ws.connected, so never after
         # the reader has closed it) and the lock every other write takes.
