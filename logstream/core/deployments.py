@@ -2,6 +2,7 @@
 
 import os
 import re
+import stat
 import time
 from pathlib import Path
 
@@ -40,10 +41,14 @@ def log_path(data_dir, deployment_id):
         raise InvalidDeploymentId(deployment_id)
     path = Path(data_dir) / (deployment_id + LOG_SUFFIX)
     # Symlinks could point anywhere: only a regular file that really lives in
-    # the data directory counts as a deployment.
-    if path.is_symlink() or not path.is_file():
-        raise UnknownDeployment(deployment_id)
-    return path
+    # the data directory counts as a deployment. lstat() doesn't follow a
+    # link, so one call says both "not a link" and "a regular file".
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return path
+    except (OSError, ValueError):
+        pass  # missing, unreadable, or a name the OS refuses
+    raise UnknownDeployment(deployment_id)
 
 
 def new_log_path(data_dir, deployment_id):
