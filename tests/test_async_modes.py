@@ -126,6 +126,26 @@ def test_viewers_joining_while_lines_are_written_get_each_line_once_in_order(ser
         viewer.close(timeout=0.2)
 
 
+def test_a_clients_events_are_answered_in_the_order_it_sent_them(served):
+    """A ping sent right behind a join that sends 20,000 lines of history is answered after the join."""
+    served.log("long", "".join(f"old {n} {'x' * 80}\n" for n in range(1, 20_001)))
+    viewer = LeanClient(served.url)
+    try:
+        for _ in range(3):
+            viewer.emit("start_streaming", {"deployment_id": "long", "since": 0, "batch": True},
+                        ack=True)
+            viewer.emit("ping", "right behind", ack=True)
+            viewer.emit("stop_streaming", {"deployment_id": "long"}, ack=True)
+        acks = []
+        while len(acks) < 9:
+            message = viewer.recv_text()
+            if message.startswith(b"43"):
+                acks.append(int(message[2:message.index(b"[")]))
+        assert acks == list(range(1, 10))
+    finally:
+        viewer.close(timeout=0.2)
+
+
 def test_a_viewer_that_stops_reading_is_dropped_within_its_byte_budget(served):
     """A viewer that never reads costs the server at most its backlog budget (4 MiB) and is told it lags."""
     log = served.log("flood")

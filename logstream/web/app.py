@@ -144,7 +144,11 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
         # Encodes the followers' pre-encoded payloads without walking them.
         serializer=LogPacket,
-        logger=False, engineio_logger=False, client_manager=manager)
+        logger=False, engineio_logger=False, client_manager=manager,
+        # A client's events are handled in the order it sent them, on the
+        # task (or thread) that reads its connection: no task started per
+        # event, and a ping sent after a join is answered after it.
+        async_handlers=False)
     socketio_route(app)
     # On green threads a room's packet is written to every member's socket
     # by the publishing task (fanout.py); on OS threads through Engine.IO.
