@@ -245,3 +245,51 @@ def test_symlinked_file_is_not_opened(follow, tmp_path):
     follower.attach("again", lambda history, first, nxt: None)
     wait_until(lambda: follower._commands.empty(), message="the follower to look again")
     assert follower.lines == 0 and rec.lines == []
+
+
+def test_a_subscriber_is_served_on_the_joining_thread_between_turns(follow, tmp_path):
+    path = tmp_path / "j.log"
+    path.write_text("".join(f"old {i}\n" for i in range(1, 6)))
+    follower, _ = follow(path)
+    seen = []
+    follower.attach("now", lambda history, first, next_line: seen.append(
+        (threading.current_thread(), [n for batch in history for n, _ in batch], next_line)))
+    # Served before attach() returned, on this thread: no wait for the watcher.
+    assert seen == [(threading.current_thread(), [1, 2, 3, 4, 5], 6)]
+
+
+def test_a_subscriber_joining_while_a_read_is_published_waits_for_the_watcher(tmp_path):
+    # A publish that takes a while (on green threads it pauses to let sockets
+    # in): a subscriber that joins meanwhile gets its history after it, on
+    # the watcher's thread, so the lines being published are in its history
+    # or live, never both and never neither.
+    wait_until(lambda: watcher.current() is None, message="earlier followers to stop")
+    path = tmp_path / "p.log"
+    path.write_text("")
+    publishing, go_on = threading.Event(), threading.Event()
+    live = []
+
+    def on_lines(lines):
+        publishing.set()
+        assert go_on.wait(10)
+        live.extend(lines)
+
+    follower = Follower(path, on_lines, poll_interval=0.01).start()
+    try:
+        ready = threading.Event()
+        follower.attach("first", lambda *args: ready.set())
+        assert ready.wait(5)
+        append(path, "one\ntwo\n")
+        assert publishing.wait(5)
+        joined = []
+        follower.attach("late", lambda history, first, next_line: joined.append(
+            (threading.current_thread().name, [n for batch in history for n, _ in batch],
+             next_line)))
+        assert joined == []  # not while the read is being published
+        go_on.set()
+        wait_until(lambda: joined, message="the late subscriber to be served")
+        assert joined == [("logstream:watcher", [1, 2], 3)]
+        assert [n for n, _ in live] == [1, 2]
+    finally:
+        go_on.set()
+        assert follower.stop()

@@ -77,14 +77,29 @@ class Follower:
         self._watcher = watching.join(self)
         return self
 
-    def attach(self, key, on_attach, since=None, tail=50):
-        """Queue a subscriber: on_attach(history, first_line, next_line) runs on
-        the watcher thread between two reads, before live lines reach it."""
+    def attach(self, key, on_attach, since=None, tail=50, serve=True):
+        """Queue a subscriber: on_attach(history, first_line, next_line) runs
+        between two reads, before live lines reach it.
+
+        With ``serve`` it is served at once (serve_attached); a caller that
+        holds a lock on_attach might need passes False and calls
+        serve_attached() once it has let go.
+        """
         with self._attach_lock:
             self._attached.add(key)
         self._commands.put((key, on_attach, since, tail))
-        if self._watcher is not None:
+        if serve:
+            self.serve_attached()
+
+    def serve_attached(self):
+        """Serve the subscribers attach() queued: on this thread when the watcher is between turns, else on its next."""
+        if self._watcher is not None and not self._watcher.serve_now(self):
             self._watcher.wake(self)
+
+    @property
+    def started(self):
+        """True once the watcher has opened the file and counted its lines."""
+        return self._started
 
     def detach(self, key):
         """Forget a subscriber; waits while its history is being sent."""
@@ -275,6 +290,10 @@ class Follower:
     def _announce(self, kind):
         self.on_status({"type": kind, "next_line": self.lines + 1})
         self._read_new()
+
+    def run_commands(self):
+        """Serve the queued subscribers; only while the watcher is between reads of this file (Watcher.serve_now)."""
+        self._run_commands()
 
     def _run_commands(self):
         while True:

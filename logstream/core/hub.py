@@ -35,8 +35,9 @@ class StreamHub:
         self._retiring = {}  # deployment_id -> a stopped source still finishing
 
     def subscribe(self, deployment_id, key, on_attach, since=None, tail=50):
-        """Add a subscriber; on_attach(history, first_line, next_line) runs on
-        the follower's thread before live lines reach it.
+        """Add a subscriber; on_attach(history, first_line, next_line) runs
+        between two of the source's reads, before live lines reach it (on
+        this thread or the source's).
 
         Raises InvalidDeploymentId or UnknownDeployment before anything starts.
         """
@@ -51,8 +52,14 @@ class StreamHub:
                             deployment_id, path)
                         self._subscribers[deployment_id] = set()
                     self._subscribers[deployment_id].add(key)
-                    source.attach(key, on_attach, since=since, tail=tail)
-                    return
+                    # A follower may serve the subscriber on this thread:
+                    # outside the lock, which on_attach's callees may need.
+                    serve = getattr(source, "serve_attached", None)
+                    if serve is None:
+                        source.attach(key, on_attach, since=since, tail=tail)
+                    else:
+                        source.attach(key, on_attach, since=since, tail=tail, serve=False)
+                    break
             # Outside the lock: the old source may need it to finish its last
             # publish. A fresh one starts only after, so no line goes twice.
             if not _wait_stopped(retiring, RETIRE_TIMEOUT):
@@ -60,6 +67,8 @@ class StreamHub:
             with self._lock:
                 if self._retiring.get(deployment_id) is retiring:
                     del self._retiring[deployment_id]
+        if serve is not None:
+            serve()
 
     def resolve(self, deployment_id):
         """Return the log path of deployment_id; an app may set another resolver."""
