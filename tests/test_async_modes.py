@@ -296,6 +296,50 @@ with start_server(data_dir=folder) as server:
 """
 
 
+HEARTBEATS = """
+import pathlib, sys, tempfile, time
+if sys.argv[1] == "gevent":
+    from gevent import monkey
+    monkey.patch_all()
+from logstream.web.server import start_server
+from logstream.tools.leanclient import LeanClient, WireError
+
+folder = pathlib.Path(tempfile.mkdtemp())
+(folder / "quiet.log").write_text("")
+# Heartbeats every 0.2 s, answered within 0.4 s: Engine.IO's writer waits
+# at most 0.6 s for a packet before it gives up on a connection.
+with start_server(data_dir=folder, ping_interval=0.2, ping_timeout=0.4) as server:
+    answering, silent = LeanClient(server.url), LeanClient(server.url)
+    for viewer in (answering, silent):
+        viewer.join("quiet", batch=True)
+    answering.sock.settimeout(0.1)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # reading answers the heartbeats
+        try:
+            answering.recv_text()
+        except (TimeoutError, OSError) as error:
+            if isinstance(error, WireError):
+                sys.exit(f"an idle viewer that answers its heartbeats was closed: {error}")
+    answering.sock.settimeout(5)
+    assert answering.call("ping", "still here")[0]["echo"] == "still here"
+    try:
+        while True:
+            silent.recv_text()  # its unanswered heartbeats, then the close
+    except WireError:
+        pass
+    print(answering.heartbeats)
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_idle_viewer_stays_and_one_that_stops_answering_heartbeats_goes(mode):
+    """Over ten heartbeat timeouts, a viewer that answers keeps its connection; a silent one loses it."""
+    done = subprocess.run([sys.executable, "-c", HEARTBEATS, mode], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip().splitlines()[-1]) >= 10
+
+
 def test_on_green_threads_a_rooms_lines_are_written_straight_to_its_viewers():
     """The fan-out's direct path is the one taken: each line is one write per viewer, no queue."""
     done = subprocess.run([sys.executable, "-c", GREEN_FANOUT], capture_output=True,

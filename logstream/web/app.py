@@ -80,7 +80,8 @@ class LogstreamState:
 def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
                use_inotify=True, max_line_bytes=DEFAULT_MAX_LINE_BYTES,
                rotate_wait=DEFAULT_ROTATE_WAIT,
-               cors=None, token=None, limits=None, ping_interval=25, make_hub=None,
+               cors=None, token=None, limits=None, ping_interval=25, ping_timeout=20,
+               make_hub=None,
                sources=None, allowed_hosts=None, test_config=None):
     """Create and configure the logstream Flask app and its Socket.IO server.
 
@@ -88,7 +89,8 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
     route but /healthz, every stream and every Socket.IO connection require
     it; ``rotate_wait`` is how many seconds a renamed log is still read
     (lines its application writes before reopening it); ``limits`` is a :class:`logstream.web.limits.Limits`; ``ping_interval`` is
-    Engine.IO's heartbeat in seconds. ``make_hub(data_dir)`` replaces the
+    Engine.IO's heartbeat in seconds, ``ping_timeout`` how long a client
+    may take to answer it before its connection is closed. ``make_hub(data_dir)`` replaces the
     hub of followers with another source of lines; a hub with a
     ``client_manager`` brings the Socket.IO manager that shares its rooms
     (``logstream.scale.worker`` builds a Redis-fed worker this way).
@@ -142,6 +144,7 @@ def create_app(data_dir=None, *, line_interval=0.5, poll_interval=None,
         # None keeps Socket.IO same-origin; an allowlist opens it to those only.
         cors_allowed_origins=list(cors) if cors else None,
         max_http_buffer_size=MAX_MESSAGE_BYTES, ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
         # Encodes the followers' pre-encoded payloads without walking them.
         serializer=LogPacket,
         logger=False, engineio_logger=False, client_manager=manager,

@@ -83,6 +83,15 @@ class ByteQueue(_stdlib_queue()):
         return item
 
     def get(self, block=True, timeout=None):
+        if block and self.direct is not None:
+            # Engine.IO's writer gives up, and closes the WebSocket, when
+            # nothing came to its queue for ping_interval + ping_timeout.
+            # With packets written directly (its heartbeats included) the
+            # queue of a healthy connection stays empty: an idle viewer
+            # would be cut off every 45 s. Closing the session queues None,
+            # which ends this wait; a client gone quiet is closed by
+            # Engine.IO's heartbeat check, as before.
+            timeout = None
         if not block:
             with self.mutex:
                 if self.queue and self._batch + packet_size(self.queue[0]) > WRITE_BATCH_BYTES:
