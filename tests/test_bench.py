@@ -124,11 +124,13 @@ def test_fanout_and_idle_scenarios_run_from_the_cli():
     assert report["idle"] is None
 
     result = CliRunner().invoke(main, [
-        "bench", "--scenario", "idle", "--clients", "10", "--client-processes", "2", "--json"])
+        "bench", "--scenario", "idle", "--clients", "10", "--client-processes", "2",
+        "--hold", "1", "--json"])
     assert result.exit_code == 0, result.output
     idle_report = json.loads(result.output)
     idle = idle_report["idle"]
     assert idle["viewers"] == 10 and idle["after"]["threads"] == idle["before"]["threads"]
+    assert idle["held_seconds"] >= 1 and idle["dropped"] == 0
     text = format_fanout(idle_report)
     assert text.startswith("logstream bench --scenario idle:") and "10 idle viewers" in text
     assert idle["healthz_ms"]["p50"] > 0 and idle["first_line_ms"]["p50"] > 0

@@ -267,11 +267,14 @@ def run_bench(url=None, data_dir=None, clients=10, burst=200_000, line_burst=20_
               help="Also run the naive design (100 ms polling, an emit per line) in this run.")
 @click.option("--idle-clients", default=200, show_default=True, type=click.IntRange(min=0),
               help="Connected quiet clients for the idle-cost measurement (0 skips it).")
+@click.option("--hold", default=50.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds the idle scenario keeps its viewers connected once they have "
+                   "joined (the default outlasts Engine.IO's 45 s heartbeat timeout).")
 @click.option("--deflate/--no-deflate", default=True, show_default=True,
               help="Offer permessage-deflate, as browsers do.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def bench(url, data_dir, scenario, clients, fanout_lines, client_processes, frontail, burst,
-          line_burst, rate, duration, mode, baseline, idle_clients, deflate, as_json):
+          line_burst, rate, duration, mode, baseline, idle_clients, hold, deflate, as_json):
     """Measure lines/s, latency, losses and server cost, against the naive design."""
     if data_dir and not url:
         raise click.UsageError("--data-dir goes with --url; without it the benchmark "
@@ -284,7 +287,8 @@ def bench(url, data_dir, scenario, clients, fanout_lines, client_processes, fron
                 viewers=clients if scenario == "fanout" else 0, lines=fanout_lines,
                 rate=rate, processes=client_processes, deflate=deflate,
                 frontail=False if frontail == "none" else frontail,
-                idle_viewers=clients if scenario == "idle" else 0, url=url, data_dir=data_dir)
+                idle_viewers=clients if scenario == "idle" else 0, url=url, data_dir=data_dir,
+                hold=hold)
         except BenchError as error:
             raise click.ClickException(str(error))
         click.echo(json.dumps(report, indent=2) if as_json else format_fanout(report))

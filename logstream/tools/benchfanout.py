@@ -27,6 +27,9 @@ from logstream.tools.leanclient import LeanClient
 
 JOIN_TIMEOUT = 300.0
 STALL_SECONDS = 10.0
+# How long the idle scenario keeps its viewers after they have joined: past
+# Engine.IO's heartbeat timeout (ping_interval 25 s + ping_timeout 20 s).
+IDLE_HOLD_SECONDS = 50.0
 # Threads and descriptors "back at baseline" after the viewers leave: at most this many above it.
 BASELINE_SLACK = 2
 FRONTAIL_CANDIDATES = ("frontail",)  # scripts/system-deps.sh installs frontail@4.9.2 from npm
@@ -124,8 +127,12 @@ def _back_to_baseline(process, before, timeout=30.0):
     return round(time.perf_counter() - started, 2)
 
 
-def idle(target, pool, viewers, deployment_id, deflate=True, probes=10):
-    """Hold `viewers` quiet joined viewers; time /healthz and a new viewer's first line meanwhile."""
+def idle(target, pool, viewers, deployment_id, deflate=True, probes=10, hold=IDLE_HOLD_SECONDS):
+    """Hold `viewers` quiet joined viewers for `hold` seconds; time /healthz and a new viewer's first line meanwhile.
+
+    Viewers answer Engine.IO's heartbeats as browser tabs do; the report
+    counts any the server closed all the same (``dropped``).
+    """
     import httpx
 
     process = target.process
@@ -147,10 +154,16 @@ def idle(target, pool, viewers, deployment_id, deflate=True, probes=10):
             http.get(target.url + "/healthz").raise_for_status()
             healthz.append(time.perf_counter_ns() - t0)
             first_line.append(_first_line_ns(target.url, probe_id, path, seq, deflate))
+    held_for = time.perf_counter() - started - join_seconds
+    if held_for < hold:
+        time.sleep(hold - held_for)  # idle is the point: nothing to wait for but time
+    held_for = time.perf_counter() - started - join_seconds
     for conn in conns:
         conn.send("stop")
-    pool.collect(conns, 120)
+    results = pool.collect(conns, 120)
     return {"design": target.design, "viewers": sum(held), "join_seconds": round(join_seconds, 2),
+            "held_seconds": round(held_for, 1),
+            "dropped": sum(result["dropped"] for result in results),
             "before": before, "after": after, "healthz_ms": percentiles(healthz),
             "first_line_ms": percentiles(first_line),
             "seconds_to_baseline": _back_to_baseline(process, before)}
@@ -173,7 +186,8 @@ def _first_line_ns(url, deployment_id, path, seq, deflate):
 
 
 def run_fanout(viewers=1000, lines=300, rate=100.0, processes=4, deflate=True,
-               frontail=None, idle_viewers=0, url=None, data_dir=None, server_options=()):
+               frontail=None, idle_viewers=0, url=None, data_dir=None, server_options=(),
+               hold=IDLE_HOLD_SECONDS):
     """Run the fan-out scenario (and the idle one when idle_viewers) against logstream and frontail.
 
     ``server_options`` are more `logstream serve` options for the server it starts.
@@ -182,7 +196,8 @@ def run_fanout(viewers=1000, lines=300, rate=100.0, processes=4, deflate=True,
 
     report = {"machine": machine(), "settings": {
         "viewers": viewers, "lines": lines, "rate": rate, "client_processes": processes,
-        "deflate": deflate, "idle_viewers": idle_viewers}, "fanout": [], "idle": None}
+        "deflate": deflate, "idle_viewers": idle_viewers, "hold_seconds": hold},
+        "fanout": [], "idle": None}
     frontail_command = find_frontail(frontail) if frontail is not False else None
     report["settings"]["frontail"] = frontail_command
     with ExitStack() as stack:
@@ -217,7 +232,7 @@ def run_fanout(viewers=1000, lines=300, rate=100.0, processes=4, deflate=True,
         if idle_viewers:
             deployment_id = f"idle-{os.getpid()}"
             open(os.path.join(target.data_dir, deployment_id + ".log"), "wb").close()
-            report["idle"] = idle(target, pool, idle_viewers, deployment_id, deflate)
+            report["idle"] = idle(target, pool, idle_viewers, deployment_id, deflate, hold=hold)
     return report
 
 
@@ -247,7 +262,8 @@ def format_fanout(report):
         before, after = idle_report["before"] or {}, idle_report["after"] or {}
         out.append(
             f"{idle_report['design']}: {idle_report['viewers']} idle viewers (joined in "
-            f"{idle_report['join_seconds']} s): threads {before.get('threads')} -> "
+            f"{idle_report['join_seconds']} s, held {idle_report['held_seconds']} s, "
+            f"{idle_report['dropped']} dropped by the server): threads {before.get('threads')} -> "
             f"{after.get('threads')}, RSS {before.get('rss_mb')} -> {after.get('rss_mb')} MB; "
             f"/healthz p50/max {idle_report['healthz_ms']['p50']}/{idle_report['healthz_ms']['max']} ms; "
             f"new viewer's first line p50/max {idle_report['first_line_ms']['p50']}/"

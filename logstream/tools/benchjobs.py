@@ -155,19 +155,25 @@ def ping_job(job, conn):
 
 
 def idle_job(job, conn):
-    """Hold connections that follow a quiet deployment until told to let go."""
+    """Hold connections that follow a quiet deployment until told to let go; count those the server closed."""
     import selectors
+
+    dropped = []
 
     def read(selector, timeout):
         stopped = False
         for key, _ in selector.select(timeout):
             if key.data is None:
                 stopped = True
-            else:
+                continue
+            try:
                 # Read (and so answer Engine.IO pings) without ever blocking.
                 key.data._fill()
                 while key.data.recv_text(block=False) is not None:
                     pass
+            except (WireError, OSError):
+                selector.unregister(key.fileobj)
+                dropped.append(key.data)
         return stopped
 
     selector = selectors.DefaultSelector()
@@ -192,7 +198,7 @@ def idle_job(job, conn):
     selector.close()
     for client in clients:
         client.close()
-    return {"held": len(clients)}
+    return {"held": len(clients), "dropped": len(dropped)}
 
 
 def fanout_job(job, conn):
