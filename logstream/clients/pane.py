@@ -384,10 +384,12 @@ class LogPane(anywidget.AnyWidget):
             update["lines"] = lines
         if len(update) == 1:
             return False
-        self.send(update)
+        # Counted before it goes: whoever sees the update on the page then
+        # finds it counted too.
         if header is not None:
             self._header = header
         self.renders += 1
+        self.send(update)
         for listener in list(self._listeners):
             listener(self)
         return True
