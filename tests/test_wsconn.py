@@ -85,6 +85,26 @@ def test_a_real_clients_messages_arrive_whole_however_the_bytes_are_cut(items, d
     assert got == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.booleans(), st.integers(1, 64))
+def test_any_bytes_give_events_or_a_protocol_error_and_nothing_else(data, deflate, chunk):
+    # A hostile client's bytes: the reader never fails in any other way, and
+    # holds no more than it was sent.
+    reader = FrameReader(1024, deflate=deflate)
+    try:
+        for event in events_of(reader, data, chunk):
+            assert event[0] in ("message", "ping", "pong", "close")
+    except ProtocolError as error:
+        assert error.code in (PROTOCOL_ERROR, INVALID_DATA, TOO_BIG)
+    assert len(reader._buffer) <= len(data)
+
+
+def test_a_deflated_frame_that_does_not_inflate_is_invalid_data():
+    with pytest.raises(ProtocolError) as refused:
+        events_of(FrameReader(LIMIT, deflate=True), masked(0xC1, b"\xff\xff\xff\xff"))
+    assert refused.value.code == INVALID_DATA
+
+
 def test_a_close_frame_gives_its_code_and_reason():
     reader = FrameReader(LIMIT)
     assert events_of(reader, masked(0x88, struct.pack("!H", 1001) + "bye ✓".encode())) == \

@@ -195,7 +195,10 @@ class FrameReader:
     def _inflate(self, data):
         # Bounded while it inflates: a small frame can't become a huge message.
         limit = self.max_message_bytes
-        out = self._inflater.decompress(data + DEFLATE_TAIL, limit + 1)
+        try:
+            out = self._inflater.decompress(data + DEFLATE_TAIL, limit + 1)
+        except zlib.error:
+            raise ProtocolError(INVALID_DATA, "a deflated message did not inflate") from None
         if len(out) > limit or self._inflater.unconsumed_tail:
             raise ProtocolError(TOO_BIG, "the message is larger than the server takes")
         return out
