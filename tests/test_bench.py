@@ -158,3 +158,35 @@ def test_a_fanout_burst_reaches_every_viewer_of_each_server():
         assert run["deliveries"] == 2 * 3000 and run["lost"] == 0, run["design"]
         assert run["deliveries_per_s"] > 0
     assert "2 viewers x 3000 lines in one burst" in format_fanout(report)
+
+
+@pytest.mark.parametrize("writes", [
+    [[0, 1], [1], [3], [2]],   # a run, a repeat, a skip, then the skipped line late
+    [[0, 1, 1, 3, 2]],         # the same lines in one write
+], ids=["separate", "together"])
+def test_fanout_viewers_count_lines_lost_repeated_and_out_of_order(logs, server, writes):
+    """The fan-out check is what makes its numbers true: it must see what a broken server would send."""
+    import threading
+    from multiprocessing import Pipe
+
+    from logstream.tools.benchjobs import stamped_line
+    from logstream.tools.fanoutjobs import fanout_job
+
+    deployment_id, path = logs.make(0)
+    parent, child = Pipe()
+    job = {"kind": "fanout", "url": server.url, "deployment_id": deployment_id,
+           "namespace": None, "count": 2, "expect": 6, "deflate": False, "timeout": 30,
+           "stall": 1.0}
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(fanout_job(job, child)))
+    runner.start()
+    assert parent.recv()[0] == "ready"
+    for seqs in writes:
+        with open(path, "a") as log:
+            log.write("".join(stamped_line(seq) for seq in seqs))
+    runner.join(30)
+    # Per viewer: lines 0-3 once each, line 1 again, line 2 after line 3 (and
+    # so fifth in the file, numbered 5 instead of 3), lines 4-5 never.
+    assert (result["received"], result["duplicates"], result["out_of_order"], result["lost"],
+            result["malformed"], result["misnumbered"]) == (8, 2, 2, 4, 0, 2)
+    assert len(result["latencies_ns"]) == len(result["arrivals_ns"]) == 8
