@@ -4,9 +4,10 @@
 ``sse`` and ``views`` speak the wire contract of docs/protocol.md;
 ``validation``, ``limits`` and ``auth`` guard it; ``websocket`` is the fast
 send path, ``handshake`` its opening, ``wsconn`` the reading of a
-connection's frames and ``sendqueue`` each client's counted backlog; ``server`` runs it (``start_server`` in a notebook, ``serve_forever``
-for the CLI); ``urls`` keeps links relative so pages work under a proxy's
-prefix, and ``jupyter_proxy`` reaches them through jupyter-server-proxy.
+connection's frames and ``sendqueue`` each client's counted backlog;
+``server`` runs it (``start_server`` in a notebook, ``serve_forever`` for the
+CLI); ``urls`` keeps links relative so pages work under a proxy's prefix,
+and ``jupyter_proxy`` reaches them through jupyter-server-proxy.
 It may import ``logstream.core`` and ``logstream.support``, never clients,
 scale-out or tools.
 """
