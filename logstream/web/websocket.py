@@ -11,7 +11,7 @@ from socketio.packet import Packet
 
 from logstream.web.internals import (QuickWebSocketWSGI, deflate_window_bits,
                                      locking_thread_class, session_of, use_websocket_class)
-from logstream.web.wsconn import WebSocketConnection, frame_header
+from logstream.web.wsconn import DEFLATE_TAIL, WebSocketConnection, frame_header
 
 
 # How json.dumps quotes a str by default (ensure_ascii), minus its overhead.
@@ -79,7 +79,6 @@ def _holds_bytes(data):
 COMPRESS_MIN_BYTES = 1024
 # Level 1 keeps most of the saving on log text at a third of the default's cost.
 COMPRESS_LEVEL = 1
-DEFLATE_TAIL = b"\x00\x00\xff\xff"
 
 
 class SharedDeflate:

@@ -272,7 +272,6 @@ class WebSocketConnection:
         self.sock = LockedSocket(sock)
         self.mode = mode
         self.deflate_bits = deflate_bits
-        self.close_code = None
         self.reader = FrameReader(max_message_bytes, deflate=deflate_bits is not None)
         self.sock.sendall(response)
         self.connected = True
@@ -302,7 +301,6 @@ class WebSocketConnection:
             if kind == "ping":
                 self._answer(control_frame(PONG, event[1]))
             elif kind == "close":
-                self.close_code = event[1]
                 # Echo the client's code (none when it gave none), then stop.
                 self._answer(control_frame(CLOSE, b"" if event[1] is None
                                            else close_payload(event[1])))
